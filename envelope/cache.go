@@ -1,0 +1,80 @@
+package envelope
+
+import (
+	"container/list"
+	"crypto/sha256"
+	"sync"
+	"time"
+
+	"github.com/tink-crypto/tink-go/v2/aead/subtle"
+)
+
+// Cache configures the opener's cache of unwrapped data keys. A hit skips
+// the unwrap (an HPKE decapsulation or a KMS call), which is what makes the
+// sender's key reuse ([Reuse]) pay off. The cache holds data keys in memory
+// for up to TTL; the tag is still verified on every message.
+type Cache struct {
+	Size     int           // maximum number of keys; 0: 1024; negative: an error
+	TTL      time.Duration // how long a key stays usable after it was unwrapped; 0: 10 minutes; negative: an error
+	Disabled bool          // true: every Open unwraps
+}
+
+const (
+	defaultCacheSize = 1024
+	defaultCacheTTL  = 10 * time.Minute
+)
+
+// keyCache is a mutex-protected LRU with a TTL, keyed by cacheKey.
+type keyCache struct {
+	mu   sync.Mutex
+	size int
+	ttl  time.Duration
+	ll   list.List // front: most recently used *cacheEntry
+	m    map[[sha256.Size]byte]*list.Element
+}
+
+type cacheEntry struct {
+	key     [sha256.Size]byte
+	aead    *subtle.AESGCM
+	expires time.Time
+}
+
+func newKeyCache(size int, ttl time.Duration) *keyCache {
+	c := &keyCache{size: size, ttl: ttl, m: make(map[[sha256.Size]byte]*list.Element)}
+	c.ll.Init()
+	return c
+}
+
+func (c *keyCache) get(k [sha256.Size]byte, now time.Time) *subtle.AESGCM {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.m[k]
+	if !ok {
+		return nil
+	}
+	e := el.Value.(*cacheEntry)
+	if !now.Before(e.expires) {
+		c.ll.Remove(el)
+		delete(c.m, k)
+		return nil
+	}
+	c.ll.MoveToFront(el)
+	return e.aead
+}
+
+func (c *keyCache) put(k [sha256.Size]byte, a *subtle.AESGCM, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.m[k]; ok {
+		e := el.Value.(*cacheEntry)
+		e.aead, e.expires = a, now.Add(c.ttl)
+		c.ll.MoveToFront(el)
+		return
+	}
+	for c.ll.Len() >= c.size {
+		oldest := c.ll.Back()
+		c.ll.Remove(oldest)
+		delete(c.m, oldest.Value.(*cacheEntry).key)
+	}
+	c.m[k] = c.ll.PushFront(&cacheEntry{key: k, aead: a, expires: now.Add(c.ttl)})
+}

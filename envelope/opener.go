@@ -1,0 +1,206 @@
+package envelope
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tink-crypto/tink-go/v2/aead/subtle"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+
+	"github.com/lifenavigator/crossservice/internal/names"
+)
+
+// OpenerConfig configures an [Opener]: the receiving side of one service.
+type OpenerConfig struct {
+	Self          string           // own service name; envelopes for others are refused. Required.
+	Identity      Identity         // unwraps data keys. Required.
+	Deterministic *keyset.Handle   // own AES-SIV keyset (TINK prefix); nil: deterministic markers are refused
+	Cache         Cache            // zero value: 1024 keys for 10 minutes
+	MaxSize       int              // largest envelope in bytes; 0: DefaultMaxSize (16 MiB); negative: an error
+	Clock         func() time.Time // for the cache's TTL; nil: time.Now
+}
+
+// Opener opens envelopes addressed to one service. It is safe for concurrent
+// use.
+type Opener struct {
+	self    string
+	id      Identity
+	checker keyChecker // id's own status check, when it has one
+	det     *detKeys
+	cache   *keyCache // nil: disabled
+	maxSize int
+	clock   func() time.Time
+}
+
+// NewOpener checks cfg and returns an Opener.
+func NewOpener(cfg OpenerConfig) (*Opener, error) {
+	if !names.Valid(cfg.Self) {
+		return nil, errors.New("envelope: OpenerConfig.Self is not a valid service name")
+	}
+	if cfg.Identity == nil {
+		return nil, errors.New("envelope: OpenerConfig.Identity is nil")
+	}
+	if cfg.MaxSize < 0 {
+		return nil, errors.New("envelope: OpenerConfig.MaxSize must not be negative")
+	}
+	if cfg.Cache.Size < 0 || cfg.Cache.TTL < 0 {
+		return nil, errors.New("envelope: OpenerConfig.Cache bounds must not be negative")
+	}
+	o := &Opener{self: cfg.Self, id: cfg.Identity, maxSize: cfg.MaxSize, clock: cfg.Clock}
+	o.checker, _ = cfg.Identity.(keyChecker)
+	if o.maxSize == 0 {
+		o.maxSize = DefaultMaxSize
+	}
+	if o.clock == nil {
+		o.clock = time.Now
+	}
+	if !cfg.Cache.Disabled {
+		size, ttl := cfg.Cache.Size, cfg.Cache.TTL
+		if size == 0 {
+			size = defaultCacheSize
+		}
+		if ttl == 0 {
+			ttl = defaultCacheTTL
+		}
+		o.cache = newKeyCache(size, ttl)
+	}
+	if cfg.Deterministic != nil {
+		d, err := newDetKeys(cfg.Deterministic, true)
+		if err != nil {
+			return nil, fmt.Errorf("envelope: OpenerConfig.Deterministic: %w", err)
+		}
+		o.det = d
+	}
+	return o, nil
+}
+
+// Opened is an envelope whose tag has been verified. Its fields are still
+// encrypted: [Opened.OpenField] decrypts them one by one. It is safe for
+// concurrent use.
+//
+// With an HPKE recipient, a verified envelope proves only that its sender
+// knew the recipient's public key: compare Header.Sender with the caller the
+// transport authenticated before trusting it (see the package doc).
+type Opened struct {
+	Header Header
+	Data   []byte // exact bytes of "data", authenticated; markers still in place
+
+	aead    *subtle.AESGCM
+	fieldAD []byte
+	det     *detKeys
+}
+
+// Open parses envelope, checks that it is addressed to this service and that
+// its key is known and not retired, unwraps the data key (or finds it in the
+// cache), and verifies the tag over the exact header and data bytes, in that
+// order. Only then is anything returned. Every refusal matches
+// [ErrCannotOpen]; malformed input is a [*ParseError], a retired key a
+// [*KeyRetiredError]. The result does not alias envelope.
+func (o *Opener) Open(envelope []byte) (*Opened, error) {
+	if o == nil || o.id == nil {
+		return nil, errNotConstructed
+	}
+	e, err := parse(envelope, o.maxSize)
+	if err != nil {
+		return nil, err
+	}
+	h := &e.Header
+	if h.Recipient != o.self {
+		return nil, ErrCannotOpen
+	}
+	if o.checker != nil {
+		if err := o.checker.checkKey(&h.Key); err != nil {
+			return nil, err
+		}
+	}
+	a, err := o.dataKey(h)
+	if err != nil {
+		return nil, err
+	}
+	// Copy before verifying, so the bytes returned are the bytes verified
+	// even if the caller reuses its buffer.
+	ad, _, data := envelopeAD(e.RawHeader, e.Data)
+	pt, err := a.Decrypt(e.Tag, ad)
+	if err != nil || len(pt) != 0 {
+		return nil, ErrCannotOpen
+	}
+	return &Opened{Header: *h, Data: data, aead: a, fieldAD: fieldADPrefix(h), det: o.det}, nil
+}
+
+// dataKey returns the AEAD of the message's data key, from the cache or by
+// unwrapping.
+func (o *Opener) dataKey(h *Header) (*subtle.AESGCM, error) {
+	var ck [32]byte
+	var now time.Time
+	if o.cache != nil {
+		ck = cacheKey(&h.Key, h.Sender, h.Recipient)
+		now = o.clock()
+		if a := o.cache.get(ck, now); a != nil {
+			return a, nil
+		}
+	}
+	dk, err := o.id.Unwrap(h.Key, wrapContext(h.Sender, h.Recipient))
+	if err != nil {
+		return nil, cannotOpen(err)
+	}
+	defer clear(dk)
+	if len(dk) != dataKeySize {
+		return nil, ErrCannotOpen
+	}
+	a, err := subtle.NewAESGCM(dk)
+	if err != nil {
+		return nil, ErrCannotOpen
+	}
+	if o.cache != nil {
+		o.cache.put(ck, a, now)
+	}
+	return a, nil
+}
+
+// OpenField parses one marker object (the raw JSON value found at path in
+// Data) of the given mode and returns the plaintext, the JSON encoding of
+// the value. path and schemaPath are as in [Message.AppendField]. A marker
+// of the other mode, moved from another place, message or recipient, or
+// altered in any way, is [ErrCannotOpen]; a malformed one is a
+// [*ParseError]; a deterministic one under a retired key is a
+// [*KeyRetiredError]. The plaintext is checked to be one JSON value, so it
+// can be spliced into a document without changing its structure.
+func (m *Opened) OpenField(marker []byte, mode Mode, path, schemaPath []byte) ([]byte, error) {
+	if m == nil || m.aead == nil {
+		return nil, errNotConstructed
+	}
+	if mode != Random && mode != Deterministic {
+		return nil, errors.New("envelope: invalid Mode")
+	}
+	if !validPointer(path) || !validPointer(schemaPath) {
+		return nil, errors.New("envelope: field path is not a non-empty JSON Pointer")
+	}
+	ct, err := parseMarker(marker, mode)
+	if err != nil {
+		return nil, err
+	}
+	var pt []byte
+	switch mode {
+	case Random:
+		ad := appendLP(append(make([]byte, 0, len(m.fieldAD)+4+len(path)), m.fieldAD...), path)
+		if pt, err = m.aead.Decrypt(ct, ad); err != nil {
+			return nil, ErrCannotOpen
+		}
+	case Deterministic:
+		if m.det == nil {
+			return nil, ErrCannotOpen
+		}
+		if pt, err = m.det.open(ct, detAD(nil, m.Header.Type, schemaPath)); err != nil {
+			return nil, err
+		}
+	}
+	if !json.Valid(pt) {
+		return nil, ErrCannotOpen
+	}
+	return pt, nil
+}
+
+// String describes the opener without key material.
+func (o *Opener) String() string { return "envelope.Opener(" + o.self + ")" }
