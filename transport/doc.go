@@ -1,0 +1,57 @@
+// Package transport authenticates service-to-service HTTP requests: it signs
+// them on the way out ([Signer]) and verifies them on the way in
+// ([Verifier]), over TLS 1.3 ([ServerTLSConfig], [ClientTLSConfig]).
+// The byte-exact wire format is docs/spec/signing.md; the vectors in
+// testdata/signing are its examples.
+//
+// # Signing
+//
+// Every request carries X-Request-ID, X-Timestamp (Unix milliseconds),
+// X-Service-Name (the caller), X-Signature (lowercase hex HMAC-SHA256) and,
+// for v1, X-Key-ID. The v1 canonical string ([SchemeV1], rendered by
+// [Components.Canonical]) covers the environment, caller, target, key id,
+// timestamp, request id, method, escaped path, raw query, content type and
+// the SHA-256 of the body; a component holding a control byte is refused
+// ([ErrInvalidComponent]). [SchemeLegacy] is the original system's
+// METHOD\nREQUEST_PATH\nTIMESTAMP\nBODY, kept to talk to services that
+// have not moved, enabled per caller and logged as deprecated.
+//
+// A [Signer] is meant for a RoundTripper: call [Signer.Sign] on each
+// attempt's clone of the request; each call takes a new timestamp and
+// request id and hashes the body through GetBody without consuming it.
+//
+// # Verifying
+//
+// [New] builds a [Verifier] from a [Config]; [Verifier.Middleware] and
+// [Verifier.Require] (the original requiredServices) wrap handlers. Checks
+// run in this order, each refusal an RFC 9457 [Problem] with a stable
+// [Code]: transport (TLS off loopback), headers, caller and scheme, client
+// certificate identity, freshness, body size (read and hashed in one pass),
+// signature (constant time), replay (consumed only after the signature
+// verifies, in a [ReplayStore]), route access, rate limit ([Limiter]). The
+// handler then sees the exact body and [CallerFrom] returns the caller.
+//
+// # Keys
+//
+// A [Key] is an id and at least 32 bytes that no String, Format, log or
+// error shows. [KeyEntry] places it for a caller (and optionally one target);
+// several active entries per caller allow rotation, and a retired entry is
+// refused with its own log reason. Keys come from code ([NewKey]), from the
+// environment with the original names ([TargetKeyFromEnv],
+// [CallerKeysFromEnv], [EnvPrefix]) or from a 0600 JSON file
+// ([LoadKeyFile]).
+//
+// # Environments
+//
+// [Environment] is development, staging or production (APP_ENV, see
+// [EnvironmentFromEnv]). Production refuses non-strict mode and plain HTTP
+// off loopback; staging refuses plain HTTP off loopback; development allows
+// both. [CheckListener] applies the same rule to listeners at start-up.
+//
+// # Errors
+//
+// Sentinels ([ErrInvalidConfig], [ErrKeyTooShort], [ErrBodyNotRewindable],
+// [ErrReplayStoreFull]...) for errors.Is, typed errors ([ComponentError],
+// [MissingEnvError], [Problem]) for errors.As. [ParseProblem] turns a
+// refusal back into a [Problem] on the client side.
+package transport

@@ -1,0 +1,84 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors. Every error returned by this package wraps exactly one of
+// them (test with [errors.Is]); typed errors ([ComponentError],
+// [MissingEnvError]) add structured detail (test with [errors.As]). No error
+// text ever contains key material, a signature or a request body.
+var (
+	// ErrInvalidConfig: a Config, SignerConfig or other constructor input is
+	// invalid. Returned at construction time, never per request.
+	ErrInvalidConfig = errors.New("transport: invalid configuration")
+
+	// ErrInvalidKey: a key id does not follow the grammar or the key
+	// material is unusable. ErrKeyTooShort is the common special case.
+	ErrInvalidKey = errors.New("transport: invalid key")
+
+	// ErrKeyTooShort: key material shorter than [MinKeyBytes]. It wraps
+	// ErrInvalidKey.
+	ErrKeyTooShort = fmt.Errorf("%w: shorter than 32 bytes", ErrInvalidKey)
+
+	// ErrInvalidComponent: a request component cannot be signed (a control
+	// byte, a method that is not an uppercase token, an opaque URL, a
+	// duplicated Content-Type...). See [ComponentError].
+	ErrInvalidComponent = errors.New("transport: request component cannot be signed")
+
+	// ErrBodyNotRewindable: the request has a body but no GetBody, so it can
+	// be neither hashed before sending nor sent again on a retry.
+	ErrBodyNotRewindable = errors.New("transport: request body cannot be rewound (set GetBody)")
+
+	// ErrEnvMissing: a required environment variable is unset. See
+	// [MissingEnvError] for the names.
+	ErrEnvMissing = errors.New("transport: environment variable missing")
+
+	// ErrKeyFileInsecure: a key file is readable or writable by group or
+	// others.
+	ErrKeyFileInsecure = errors.New("transport: key file permissions too open")
+
+	// ErrReplayStoreFull: the in-memory replay store holds its maximum
+	// number of unexpired entries and refuses new ones rather than forget
+	// one early. The verifier answers 503 replay_store_full.
+	ErrReplayStoreFull = errors.New("transport: replay store full")
+
+	// ErrInsecureListener: a plain-HTTP listener on a non-loopback address
+	// in an environment that forbids it.
+	ErrInsecureListener = errors.New("transport: plain HTTP outside loopback not allowed in this environment")
+
+	// ErrNoPeerIdentity: a client certificate carries no usable service
+	// identity (see [SPIFFEIdentity]).
+	ErrNoPeerIdentity = errors.New("transport: certificate names no service")
+
+	// ErrNotProblem: a response is not an application/problem+json document.
+	ErrNotProblem = errors.New("transport: response is not a problem document")
+)
+
+// ComponentError tells which component of a request could not be signed and
+// why. It never holds the component's value.
+type ComponentError struct {
+	Component string // "method", "path", "query", "content type", ...
+	Reason    string
+}
+
+func (e *ComponentError) Error() string {
+	return "transport: request component cannot be signed: " + e.Component + ": " + e.Reason
+}
+
+// Unwrap makes errors.Is(err, ErrInvalidComponent) true.
+func (e *ComponentError) Unwrap() error { return ErrInvalidComponent }
+
+// MissingEnvError names the environment variables of which none was set.
+type MissingEnvError struct {
+	Names []string // tried in this order
+}
+
+func (e *MissingEnvError) Error() string {
+	return "transport: environment variable missing: set " + strings.Join(e.Names, " or ")
+}
+
+// Unwrap makes errors.Is(err, ErrEnvMissing) true.
+func (e *MissingEnvError) Unwrap() error { return ErrEnvMissing }

@@ -1,0 +1,120 @@
+package transport
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+)
+
+// MaxKeyFileSize bounds what [LoadKeyFile] reads.
+const MaxKeyFileSize = 1 << 20
+
+// keyFile is the JSON key file (see docs/spec/signing.md, "Key file"):
+//
+//	{"version": 1, "keys": [
+//	  {"caller": "frontend", "target": "financial-api", "id": "2026-03",
+//	   "secret": "<UTF-8 string, used as bytes>", "retired": false},
+//	  {"caller": "analytics-service", "id": "a1", "secret_base64": "<std base64>"}
+//	]}
+type keyFile struct {
+	Version *int          `json:"version"`
+	Keys    []keyFileItem `json:"keys"`
+}
+
+type keyFileItem struct {
+	Caller       string  `json:"caller"`
+	Target       string  `json:"target"`
+	ID           string  `json:"id"`
+	Secret       *string `json:"secret"`
+	SecretBase64 *string `json:"secret_base64"`
+	Retired      bool    `json:"retired"`
+}
+
+// LoadKeyFile reads a JSON key file. On Unix it refuses a file that group or
+// others may read or write (mode & 0o077 != 0) with [ErrKeyFileInsecure],
+// before reading it.
+func LoadKeyFile(path string) ([]KeyEntry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("transport: key file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("transport: key file: %w", err)
+	}
+	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("transport: key file %s has mode %04o, want 0600 or stricter: %w",
+			path, st.Mode().Perm(), ErrKeyFileInsecure)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxKeyFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("transport: key file: %w", err)
+	}
+	if len(data) > MaxKeyFileSize {
+		return nil, fmt.Errorf("transport: key file %s larger than %d bytes: %w", path, MaxKeyFileSize, ErrInvalidConfig)
+	}
+	return ParseKeyFile(data)
+}
+
+// ParseKeyFile parses the JSON key file format. Unknown members, a missing or
+// unsupported version, an entry with both or neither of secret and
+// secret_base64, a duplicate (caller, target, id), a key shorter than 32
+// bytes and anything after the object are refused. Errors name the entry by
+// index, caller and id, never by secret.
+func ParseKeyFile(data []byte) ([]KeyEntry, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var kf keyFile
+	if err := dec.Decode(&kf); err != nil {
+		return nil, fmt.Errorf("transport: key file: malformed JSON: %w", ErrInvalidConfig)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("transport: key file: data after the object: %w", ErrInvalidConfig)
+	}
+	if kf.Version == nil || *kf.Version != 1 {
+		return nil, fmt.Errorf("transport: key file: version must be 1: %w", ErrInvalidConfig)
+	}
+	type id struct{ caller, target, id string }
+	seen := make(map[id]bool)
+	out := make([]KeyEntry, 0, len(kf.Keys))
+	for i, it := range kf.Keys {
+		var secret []byte
+		switch {
+		case it.Secret != nil && it.SecretBase64 == nil:
+			secret = []byte(*it.Secret)
+		case it.Secret == nil && it.SecretBase64 != nil:
+			b, err := base64.StdEncoding.Strict().DecodeString(*it.SecretBase64)
+			if err != nil {
+				return nil, fmt.Errorf("transport: key file: keys[%d] (%s, %q): secret_base64 is not standard base64: %w",
+					i, it.Caller, it.ID, ErrInvalidConfig)
+			}
+			secret = b
+		default:
+			return nil, fmt.Errorf("transport: key file: keys[%d] (%s, %q): exactly one of secret and secret_base64: %w",
+				i, it.Caller, it.ID, ErrInvalidConfig)
+		}
+		k, err := NewKey(it.ID, secret)
+		if err != nil {
+			return nil, fmt.Errorf("transport: key file: keys[%d] (%s): %w", i, it.Caller, err)
+		}
+		e := KeyEntry{Caller: it.Caller, Target: it.Target, Key: k, Retired: it.Retired}
+		if err := e.check(); err != nil {
+			return nil, fmt.Errorf("transport: key file: keys[%d]: %w", i, err)
+		}
+		if seen[id{it.Caller, it.Target, it.ID}] {
+			return nil, fmt.Errorf("transport: key file: keys[%d]: duplicate (%s, %s, %q): %w",
+				i, it.Caller, it.Target, it.ID, ErrInvalidConfig)
+		}
+		seen[id{it.Caller, it.Target, it.ID}] = true
+		out = append(out, e)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("transport: key file: no keys: %w", ErrInvalidConfig)
+	}
+	return out, nil
+}
