@@ -1,0 +1,4 @@
+package client
+
+// ParseRetryAfter exposes the Retry-After parser to the fuzz target.
+var ParseRetryAfter = parseRetryAfter
