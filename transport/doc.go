@@ -31,6 +31,23 @@
 // verifies, in a [ReplayStore]), route access, rate limit ([Limiter]). The
 // handler then sees the exact body and [CallerFrom] returns the caller.
 //
+// # Redis
+//
+// Replicas of a service share replay protection and rate limits through
+// Redis. [NewRedisClient] (or [ParseRedisURL], or [RedisOptionsFromEnv] for
+// REDIS_URL) takes redis://[user:password@]host[:port][/db] or rediss://
+// (TLS 1.3 at least); its errors ([RedisURLError]) never repeat the URL,
+// which may hold a password. [RedisReplayStore] consumes a request id with
+// one SET key 1 PX ttl NX; [RedisLimiter] runs go-redis/redis_rate's GCRA
+// on Redis's clock, per caller or, with Config.LimitPerRoute, per caller and
+// ServeMux pattern ([RouteLimiter]). Each costs one round trip per request,
+// bounded by a timeout (100 ms by default). Redis down or slow: the verifier
+// answers 503 replay_store_unavailable or rate_limiter_unavailable and the
+// handler does not run; when Redis is back, go-redis reconnects within about
+// a second, nothing to rebuild. Config.FailOpen admits such requests
+// instead, in development only. Key layout, and why Redis must neither
+// evict nor lose these keys: docs/spec/signing.md section 7.
+//
 // # Keys
 //
 // A [Key] is an id and at least 32 bytes that no String, Format, log or
@@ -51,7 +68,8 @@
 // # Errors
 //
 // Sentinels ([ErrInvalidConfig], [ErrKeyTooShort], [ErrBodyNotRewindable],
-// [ErrReplayStoreFull]...) for errors.Is, typed errors ([ComponentError],
-// [MissingEnvError], [Problem]) for errors.As. [ParseProblem] turns a
-// refusal back into a [Problem] on the client side.
+// [ErrReplayStoreFull], [ErrRedisUnavailable]...) for errors.Is, typed
+// errors ([ComponentError], [MissingEnvError], [RedisURLError], [Problem])
+// for errors.As. [ParseProblem] turns a refusal back into a [Problem] on the
+// client side.
 package transport

@@ -69,10 +69,23 @@ type Config struct {
 	// 413 body_too_large, before any is read when Content-Length says so.
 	MaxBodyBytes int64
 	// ReplayStore records accepted request ids for Window + FutureSkew (nil:
-	// a [MemoryReplayStore] with its defaults, right for one replica only).
+	// a [MemoryReplayStore] with its defaults, right for one replica only;
+	// replicas share a [RedisReplayStore]).
 	ReplayStore ReplayStore
 	// Limiter limits each verified caller (nil: no rate limit).
 	Limiter Limiter
+	// LimitPerRoute gives each caller one budget per route instead of one
+	// in all: the verifier calls [RouteLimiter.AllowRoute] with the
+	// [http.ServeMux] pattern that routed the request, so wrap each route's
+	// handler (mux.Handle(pattern, v.Middleware(h))), not the mux. Requires
+	// a Limiter that implements [RouteLimiter]. Zero: per caller only.
+	LimitPerRoute bool
+	// FailOpen admits a request whose replay check or rate limit could not
+	// be answered (the store or limiter returned an error other than
+	// [ErrReplayStoreFull]), with an ERROR log line each time, instead of
+	// answering 503. Such a request has no replay protection. Development
+	// only: New refuses it in staging and production. Zero: fail closed.
+	FailOpen bool
 	// NonStrict admits requests without X-Signature (logged at WARN, no
 	// caller in the context) for migrations. Refused in production. A
 	// request that carries X-Signature is always fully verified. Zero:
@@ -104,6 +117,8 @@ type Verifier struct {
 	maxBody   int64
 	replay    ReplayStore
 	limiter   Limiter
+	routeLim  RouteLimiter // non-nil with Config.LimitPerRoute
+	failOpen  bool
 	nonStrict bool
 	peerID    func(*x509.Certificate) (string, error)
 	clock     func() time.Time
@@ -137,6 +152,9 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.NonStrict && !cfg.Environment.AllowsNonStrict() {
 		return nil, bad("NonStrict is not allowed in %s", cfg.Environment)
 	}
+	if cfg.FailOpen && cfg.Environment != Development {
+		return nil, bad("FailOpen is not allowed in %s", cfg.Environment)
+	}
 	if cfg.Window < 0 || cfg.FutureSkew < 0 || cfg.MaxBodyBytes < 0 {
 		return nil, bad("Window, FutureSkew and MaxBodyBytes must not be negative")
 	}
@@ -165,10 +183,18 @@ func New(cfg Config) (*Verifier, error) {
 		maxBody:   cfg.MaxBodyBytes,
 		replay:    cfg.ReplayStore,
 		limiter:   cfg.Limiter,
+		failOpen:  cfg.FailOpen,
 		nonStrict: cfg.NonStrict,
 		peerID:    cfg.PeerIdentity,
 		clock:     cfg.Clock,
 		log:       cfg.Logger,
+	}
+	if cfg.LimitPerRoute {
+		rl, ok := cfg.Limiter.(RouteLimiter)
+		if !ok {
+			return nil, bad("LimitPerRoute needs a Limiter that implements RouteLimiter")
+		}
+		v.routeLim = rl
 	}
 	if v.replay == nil {
 		s, err := NewMemoryReplayStore(MemoryReplayConfig{Clock: cfg.Clock})
@@ -308,6 +334,7 @@ type check struct {
 	skewMS    int64
 	hasSkew   bool
 	canonHash string
+	err       error // of the replay store or limiter
 }
 
 var sha256Pool = sync.Pool{New: func() any { return sha256.New() }}
@@ -562,9 +589,12 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.refuse(w, r, CodeReplayStoreFull, &c, time.Second)
 		return
 	case err != nil:
-		c.reason = "replay_store_error"
-		v.refuse(w, r, CodeReplayStoreUnavailable, &c, time.Second)
-		return
+		c.reason, c.err = "replay_store_error", err
+		if !v.failOpen {
+			v.refuse(w, r, CodeReplayStoreUnavailable, &c, time.Second)
+			return
+		}
+		v.failedOpen(r, &c)
 	case !fresh:
 		c.reason = "replay"
 		v.refuse(w, r, CodeReplayDetected, &c, 0)
@@ -580,13 +610,22 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// 8. Rate limit.
 	if v.limiter != nil {
-		ok, retry, err := v.limiter.Allow(r.Context(), caller)
-		if err != nil {
-			c.reason = "rate_limiter_error"
-			v.refuse(w, r, CodeRateLimiterUnavailable, &c, time.Second)
-			return
+		var ok bool
+		var retry time.Duration
+		if v.routeLim != nil {
+			ok, retry, err = v.routeLim.AllowRoute(r.Context(), caller, r.Pattern)
+		} else {
+			ok, retry, err = v.limiter.Allow(r.Context(), caller)
 		}
-		if !ok {
+		switch {
+		case err != nil:
+			c.reason, c.err = "rate_limiter_error", err
+			if !v.failOpen {
+				v.refuse(w, r, CodeRateLimiterUnavailable, &c, time.Second)
+				return
+			}
+			v.failedOpen(r, &c)
+		case !ok:
 			if retry < time.Second {
 				retry = time.Second
 			}
@@ -855,9 +894,21 @@ func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, code Code, c *
 		if c.canonHash != "" {
 			attrs = append(attrs, slog.String("canonical_sha256", c.canonHash))
 		}
+		if c.err != nil {
+			attrs = append(attrs, slog.String("error", c.err.Error()))
+		}
 		v.log.LogAttrs(r.Context(), slog.LevelWarn, "transport: request refused", attrs...)
 	}
 	p := newProblem(code, c.requestID)
 	p.RetryAfter = retry
 	p.write(w)
+}
+
+// failedOpen logs a check skipped under Config.FailOpen (development only)
+// and clears it from c, for the checks that follow.
+func (v *Verifier) failedOpen(r *http.Request, c *check) {
+	v.log.LogAttrs(r.Context(), slog.LevelError, "transport: check failed open (FailOpen, development)",
+		slog.String("check", c.reason), slog.String("caller", c.caller),
+		slog.String("request_id", c.requestID), slog.String("error", c.err.Error()))
+	c.reason, c.err = "", nil
 }
