@@ -95,7 +95,8 @@ func TargetKeyFromEnv(lookup func(string) (string, bool), target string) (Key, e
 	if p == "" {
 		return Key{}, fmt.Errorf("transport: target %q is not a service name: %w", target, ErrInvalidConfig)
 	}
-	return keyFromEnv(lookup, p)
+	k, _, err := keyFromEnv(lookup, p)
+	return k, err
 }
 
 // CallerKeysFromEnv returns one entry per caller for a verifier:
@@ -103,9 +104,15 @@ func TargetKeyFromEnv(lookup func(string) (string, bool), target string) (Key, e
 // side), else INTERNAL_API_KEY, key ids as in [TargetKeyFromEnv]. The entries
 // are valid for any target. Rotation needs two keys at once: use a key file
 // for that.
+//
+// INTERNAL_API_KEY serves one caller at most: a key shared by two callers
+// cannot tell them apart (each could sign as the other), so when more than
+// one caller lacks its own variable the result is a [*SharedKeyError]
+// (errors.Is [ErrSharedKey]) naming the variables to set.
 func CallerKeysFromEnv(lookup func(string) (string, bool), callers ...string) ([]KeyEntry, error) {
 	seen := make(map[string]string)
 	var out []KeyEntry
+	var fallback SharedKeyError
 	for _, c := range callers {
 		p := EnvPrefix(c)
 		if p == "" {
@@ -115,16 +122,25 @@ func CallerKeysFromEnv(lookup func(string) (string, bool), callers ...string) ([
 			return nil, fmt.Errorf("transport: callers %q and %q share the variable %s_API_KEY: %w", other, c, p, ErrInvalidConfig)
 		}
 		seen[p] = c
-		k, err := keyFromEnv(lookup, p)
+		k, name, err := keyFromEnv(lookup, p)
 		if err != nil {
 			return nil, err
 		}
+		if name == EnvInternalAPIKey {
+			fallback.Callers = append(fallback.Callers, c)
+			fallback.Variables = append(fallback.Variables, p+"_API_KEY")
+		}
 		out = append(out, KeyEntry{Caller: c, Key: k})
+	}
+	if len(fallback.Callers) > 1 {
+		return nil, &fallback
 	}
 	return out, nil
 }
 
-func keyFromEnv(lookup func(string) (string, bool), prefix string) (Key, error) {
+// keyFromEnv returns the key of <prefix>_API_KEY, else INTERNAL_API_KEY,
+// and the name of the variable it came from.
+func keyFromEnv(lookup func(string) (string, bool), prefix string) (Key, string, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
@@ -139,9 +155,9 @@ func keyFromEnv(lookup func(string) (string, bool), prefix string) (Key, error) 
 		}
 		k, err := NewKey(id, []byte(secret))
 		if err != nil {
-			return Key{}, fmt.Errorf("transport: %s: %w", name, err)
+			return Key{}, "", fmt.Errorf("transport: %s: %w", name, err)
 		}
-		return k, nil
+		return k, name, nil
 	}
-	return Key{}, &MissingEnvError{Names: []string{prefix + "_API_KEY", EnvInternalAPIKey}}
+	return Key{}, "", &MissingEnvError{Names: []string{prefix + "_API_KEY", EnvInternalAPIKey}}
 }

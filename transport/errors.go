@@ -32,6 +32,11 @@ var (
 	// be neither hashed before sending nor sent again on a retry.
 	ErrBodyNotRewindable = errors.New("transport: request body cannot be rewound (set GetBody)")
 
+	// ErrSharedKey: one secret is configured for several callers, so a
+	// verifier could not tell them apart: any of them could sign as the
+	// others. It wraps ErrInvalidConfig; see [SharedKeyError] for the names.
+	ErrSharedKey = fmt.Errorf("%w: one key for several callers", ErrInvalidConfig)
+
 	// ErrEnvMissing: a required environment variable is unset. See
 	// [MissingEnvError] for the names.
 	ErrEnvMissing = errors.New("transport: environment variable missing")
@@ -70,6 +75,29 @@ func (e *ComponentError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrInvalidComponent) true.
 func (e *ComponentError) Unwrap() error { return ErrInvalidComponent }
+
+// SharedKeyError names the callers that would share one key ([New]) or the
+// INTERNAL_API_KEY fallback ([CallerKeysFromEnv]). It never holds the key.
+type SharedKeyError struct {
+	Callers []string // the callers sharing the key, in configuration order
+	// Variables, from CallerKeysFromEnv only: each caller's own variable
+	// (<PREFIX>_API_KEY), unset, which would give it its own key.
+	Variables []string
+}
+
+func (e *SharedKeyError) Error() string {
+	who := strings.Join(e.Callers, " and ")
+	if len(e.Variables) > 0 {
+		return "transport: " + EnvInternalAPIKey + " would be the key of callers " + who +
+			", and a key shared by several callers cannot tell them apart: set " + strings.Join(e.Variables, " and ")
+	}
+	return "transport: Config: callers " + who + " have the same key, which cannot tell them apart: " +
+		"give each caller its own key (Config.AllowSharedKeys permits it outside production)"
+}
+
+// Unwrap makes errors.Is(err, ErrSharedKey) and errors.Is(err,
+// ErrInvalidConfig) true.
+func (e *SharedKeyError) Unwrap() error { return ErrSharedKey }
 
 // MissingEnvError names the environment variables of which none was set.
 type MissingEnvError struct {

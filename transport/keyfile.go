@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 )
 
 // MaxKeyFileSize bounds what [LoadKeyFile] reads.
@@ -61,12 +63,19 @@ func LoadKeyFile(path string) ([]KeyEntry, error) {
 	return ParseKeyFile(data)
 }
 
-// ParseKeyFile parses the JSON key file format. Unknown members, a missing or
+// ParseKeyFile parses the JSON key file format. Member names are exact and
+// case-sensitive ("Secret" is not "secret"), and a member given twice in
+// one object is refused, where encoding/json alone would match names
+// without regard to case and let the last duplicate win: two readers of one
+// file must never see two different keys. Unknown members, a missing or
 // unsupported version, an entry with both or neither of secret and
 // secret_base64, a duplicate (caller, target, id), a key shorter than 32
 // bytes and anything after the object are refused. Errors name the entry by
 // index, caller and id, never by secret.
 func ParseKeyFile(data []byte) ([]KeyEntry, error) {
+	if err := checkMembers(json.NewDecoder(bytes.NewReader(data)), keyFileShape, ""); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var kf keyFile
@@ -117,4 +126,93 @@ func ParseKeyFile(data []byte) ([]KeyEntry, error) {
 		return nil, fmt.Errorf("transport: key file: no keys: %w", ErrInvalidConfig)
 	}
 	return out, nil
+}
+
+// jsonShape lists the member names an object may have, each with the shape
+// of its value (nil: any value, only checked for duplicate members), and
+// the shape of an array's elements.
+type jsonShape struct {
+	members map[string]*jsonShape
+	elem    *jsonShape
+}
+
+var keyFileShape = &jsonShape{members: map[string]*jsonShape{
+	"version": nil,
+	"keys": {elem: &jsonShape{members: map[string]*jsonShape{
+		"caller": nil, "target": nil, "id": nil, "secret": nil, "secret_base64": nil, "retired": nil,
+	}}},
+}}
+
+// checkMembers walks one JSON value from dec and refuses, in any object, a
+// member name given twice and, where shape lists names, a name that is not
+// exactly one of them. Types are left to the decoder that follows. Errors
+// say where (keys[2]) and never repeat a value, nor an unknown name (it
+// might be a misplaced secret) unless it differs from a known one by case
+// only.
+func checkMembers(dec *json.Decoder, shape *jsonShape, path string) error {
+	bad := func(format string, a ...any) error {
+		if path != "" {
+			format = path + ": " + format
+		}
+		return fmt.Errorf("transport: key file: "+format+": %w", append(a, ErrInvalidConfig)...)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return bad("malformed JSON")
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil // a scalar
+	}
+	switch d {
+	case '{':
+		seen := make(map[string]bool)
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return bad("malformed JSON")
+			}
+			name, _ := tok.(string)
+			var sub *jsonShape
+			if shape != nil && shape.members != nil {
+				s, known := shape.members[name]
+				if !known {
+					for k := range shape.members {
+						if strings.EqualFold(k, name) {
+							return bad("member %q should be %q (names are case-sensitive)", name, k)
+						}
+					}
+					return bad("unknown member")
+				}
+				if seen[name] {
+					return bad("member %q given twice", name)
+				}
+				sub = s
+			} else if seen[name] {
+				return bad("a member given twice")
+			}
+			seen[name] = true
+			subPath := name
+			if path != "" {
+				subPath = path + "." + name
+			}
+			if err := checkMembers(dec, sub, subPath); err != nil {
+				return err
+			}
+		}
+	case '[':
+		var elem *jsonShape
+		if shape != nil {
+			elem = shape.elem
+		}
+		for i := 0; dec.More(); i++ {
+			if err := checkMembers(dec, elem, path+"["+strconv.Itoa(i)+"]"); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing delimiter
+		return bad("malformed JSON")
+	}
+	return nil
 }

@@ -54,13 +54,19 @@ func ClientTLSConfig(rootCAs *x509.CertPool, clientCert *tls.Certificate) (*tls.
 
 // SPIFFEIdentity returns the service a certificate names: the last path
 // segment of its one spiffe:// URI SAN, e.g. "frontend" for
-// spiffe://lifenavigator.internal/ns/prod/frontend. The trust domain is not
-// checked here: the CA pool given to [ServerTLSConfig] is what is trusted.
-// DNS SANs and the subject CN are ignored: DNS names describe where a
-// service listens, not who it is, and CN is deprecated for identity. A
-// certificate with zero or several spiffe URIs, or whose last segment is not
-// a service name, returns [ErrNoPeerIdentity].
-func SPIFFEIdentity(cert *x509.Certificate) (string, error) {
+// spiffe://lifenavigator.internal/ns/prod/frontend. It does not check the
+// trust domain: with it, the CA pool given to [ServerTLSConfig] is all that
+// is trusted, and a certificate those CAs issued for another trust domain
+// names a service too. A verifier checks the trust domain when
+// Config.TrustDomain is set. DNS SANs and the subject CN are ignored: DNS
+// names describe where a service listens, not who it is, and CN is
+// deprecated for identity. A certificate with zero or several spiffe URIs,
+// or whose last segment is not a service name, returns [ErrNoPeerIdentity].
+func SPIFFEIdentity(cert *x509.Certificate) (string, error) { return spiffeIdentity(cert, "") }
+
+// spiffeIdentity is SPIFFEIdentity that, with trustDomain non-empty, also
+// requires the ID's trust domain to be exactly trustDomain.
+func spiffeIdentity(cert *x509.Certificate, trustDomain string) (string, error) {
 	var found *url.URL
 	for _, u := range cert.URIs {
 		if strings.EqualFold(u.Scheme, "spiffe") {
@@ -78,7 +84,26 @@ func SPIFFEIdentity(cert *x509.Certificate) (string, error) {
 	if !names.Valid(svc) || found.Host == "" || found.RawQuery != "" || found.Fragment != "" {
 		return "", fmt.Errorf("transport: spiffe URI does not end in a service name: %w", ErrNoPeerIdentity)
 	}
+	if trustDomain != "" && (found.Host != trustDomain || found.User != nil) {
+		return "", fmt.Errorf("transport: spiffe URI outside trust domain %s: %w", trustDomain, ErrNoPeerIdentity)
+	}
 	return svc, nil
+}
+
+// validTrustDomain: a SPIFFE trust domain name, 1..255 bytes of lowercase
+// letters, digits, '.', '-' and '_' (SPIFFE-ID specification, section 2.1).
+func validTrustDomain(s string) bool {
+	if len(s) == 0 || len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '.', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // CheckListener returns [ErrInsecureListener] when env forbids plain HTTP

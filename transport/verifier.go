@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -11,14 +12,13 @@ import (
 	"hash"
 	"io"
 	"log/slog"
-	"math/bits"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lifenavigator/crossservice/internal/names"
@@ -54,7 +54,17 @@ type Config struct {
 	// caller is known when it has at least one entry here. Within one
 	// caller, key ids must be unique across the entries this service uses.
 	// Required: at least one caller.
+	//
+	// Two callers must not have the same secret: a key shared by two
+	// callers cannot tell them apart, so each could sign as the other (and
+	// pass the other's Require routes). New refuses it with a
+	// [*SharedKeyError] unless AllowSharedKeys is set.
 	Keys []KeyEntry
+	// AllowSharedKeys lets several callers have the same secret, for a
+	// migration from the original system's single INTERNAL_API_KEY. A
+	// caller holding the shared key can then sign as any other that has it.
+	// Refused in production. Zero: refused everywhere.
+	AllowSharedKeys bool
 	// LegacyCallers registers callers for the legacy algorithm instead of
 	// v1. A caller is one or the other: a legacy-form request from a v1
 	// caller, or the reverse, is refused (scheme_not_allowed), never
@@ -68,9 +78,12 @@ type Config struct {
 	// MaxBodyBytes bounds the request body (zero: 1 MiB); larger bodies get
 	// 413 body_too_large, before any is read when Content-Length says so.
 	MaxBodyBytes int64
-	// ReplayStore records accepted request ids for Window + FutureSkew (nil:
-	// a [MemoryReplayStore] with its defaults, right for one replica only;
-	// replicas share a [RedisReplayStore]).
+	// ReplayStore records accepted request ids for Window + FutureSkew +
+	// 1 ms, the whole interval in which a request is acceptable (nil: a
+	// [MemoryReplayStore] with its defaults, right for one replica only;
+	// replicas share a [RedisReplayStore]). A store that implements
+	// [CallerReplayStore] is told the caller, and may bound each caller's
+	// share (the MemoryReplayStore does).
 	ReplayStore ReplayStore
 	// Limiter limits each verified caller (nil: no rate limit).
 	Limiter Limiter
@@ -86,21 +99,37 @@ type Config struct {
 	// answering 503. Such a request has no replay protection. Development
 	// only: New refuses it in staging and production. Zero: fail closed.
 	FailOpen bool
-	// NonStrict admits requests without X-Signature (logged at WARN, no
-	// caller in the context) for migrations. Refused in production. A
-	// request that carries X-Signature is always fully verified. Zero:
-	// strict, unsigned requests get 401 unsigned_request.
+	// NonStrict lets [Verifier.Middleware] admit requests without
+	// X-Signature (logged at WARN, no caller in the context) for
+	// migrations; the signing headers (X-Service-Name, X-Key-ID,
+	// X-Request-ID, X-Timestamp) are removed from such a request, so that
+	// no handler mistakes an unverified name for a caller. Routes guarded by
+	// [Verifier.Require] still refuse them: a route that names its callers
+	// needs one. Refused in production. A request that carries X-Signature
+	// is always fully verified. Zero: strict, unsigned requests get 401
+	// unsigned_request.
 	NonStrict bool
 	// PeerIdentity extracts the service name from a verified client
-	// certificate (nil: [SPIFFEIdentity]). Used whenever the request came
-	// over TLS with a verified client certificate.
+	// certificate (nil: [SPIFFEIdentity], checking TrustDomain). Used
+	// whenever the request came over TLS with a verified client certificate.
 	PeerIdentity func(*x509.Certificate) (string, error)
+	// TrustDomain is the SPIFFE trust domain every client certificate's
+	// spiffe:// ID must belong to (e.g. "lifenavigator.internal"), with the
+	// default PeerIdentity; it must be a trust domain name (lowercase
+	// letters, digits, '.', '-', '_'), and cannot be combined with a custom
+	// PeerIdentity, which does its own checks. Zero: any trust domain, so
+	// that, if the client CAs also issue certificates for other trust
+	// domains (federation, a shared corporate CA), a certificate of
+	// spiffe://other.example/frontend counts as frontend. Set it whenever
+	// the client CAs are not dedicated to this one trust domain.
+	TrustDomain string
 	// Clock returns the current time (nil: time.Now).
 	Clock func() time.Time
 	// Logger receives one line per refusal and per deprecated or unsigned
 	// admission (nil: discard). Lines carry the failed check, caller,
-	// request id, measured skew and a hash of the canonical string; never a
-	// key, a signature or a body.
+	// request id, measured skew, the body's length and a hash of the
+	// canonical string without its body ([CanonicalHash]); never a key, a
+	// signature or a body.
 	Logger *slog.Logger
 }
 
@@ -116,6 +145,8 @@ type Verifier struct {
 	ttl       time.Duration
 	maxBody   int64
 	replay    ReplayStore
+	memReplay *MemoryReplayStore // replay, when it is one
+	callerRep CallerReplayStore  // replay, when it is one
 	limiter   Limiter
 	routeLim  RouteLimiter // non-nil with Config.LimitPerRoute
 	failOpen  bool
@@ -130,7 +161,7 @@ type callerState struct {
 	legacy       bool
 	keys         map[string]keyRef // v1, by id
 	all          []keyRef          // legacy candidates, in Config order
-	replayPrefix string            // "xsvc:replay:<scheme>:<env>:<target>:<caller>:"
+	replayPrefix string            // v1: "xsvc:replay:v1:<env>:<target>:<caller>:"; legacy: "xsvc:replay:legacy:<env>:<target>:"
 }
 
 type keyRef struct {
@@ -155,6 +186,19 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.FailOpen && cfg.Environment != Development {
 		return nil, bad("FailOpen is not allowed in %s", cfg.Environment)
 	}
+	if cfg.AllowSharedKeys && cfg.Environment == Production {
+		return nil, bad("AllowSharedKeys is not allowed in %s", cfg.Environment)
+	}
+	if cfg.TrustDomain != "" {
+		if !validTrustDomain(cfg.TrustDomain) {
+			return nil, bad("TrustDomain %q is not a SPIFFE trust domain name (lowercase letters, digits, '.', '-', '_')", cfg.TrustDomain)
+		}
+		if cfg.PeerIdentity != nil {
+			return nil, bad("TrustDomain is checked by the default PeerIdentity only: check it in yours")
+		}
+		td := cfg.TrustDomain
+		cfg.PeerIdentity = func(c *x509.Certificate) (string, error) { return spiffeIdentity(c, td) }
+	}
 	if cfg.Window < 0 || cfg.FutureSkew < 0 || cfg.MaxBodyBytes < 0 {
 		return nil, bad("Window, FutureSkew and MaxBodyBytes must not be negative")
 	}
@@ -174,12 +218,16 @@ func New(cfg Config) (*Verifier, error) {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	v := &Verifier{
-		self:      cfg.Service,
-		env:       cfg.Environment,
-		callers:   make(map[string]*callerState),
-		windowMS:  cfg.Window.Milliseconds(),
-		futureMS:  cfg.FutureSkew.Milliseconds(),
-		ttl:       cfg.Window + cfg.FutureSkew,
+		self:     cfg.Service,
+		env:      cfg.Environment,
+		callers:  make(map[string]*callerState),
+		windowMS: cfg.Window.Milliseconds(),
+		futureMS: cfg.FutureSkew.Milliseconds(),
+		// A request is acceptable while now_ms - timestamp lies in
+		// [-FutureSkew, Window], now_ms being whole milliseconds: that is
+		// Window + FutureSkew + 1 ms of real time, which the id must
+		// outlive wherever in it the request arrived.
+		ttl:       cfg.Window + cfg.FutureSkew + time.Millisecond,
 		maxBody:   cfg.MaxBodyBytes,
 		replay:    cfg.ReplayStore,
 		limiter:   cfg.Limiter,
@@ -203,6 +251,8 @@ func New(cfg Config) (*Verifier, error) {
 		}
 		v.replay = s
 	}
+	v.memReplay, _ = v.replay.(*MemoryReplayStore)
+	v.callerRep, _ = v.replay.(CallerReplayStore)
 	if v.peerID == nil {
 		v.peerID = SPIFFEIdentity
 	}
@@ -236,6 +286,9 @@ func New(cfg Config) (*Verifier, error) {
 	if len(v.callers) == 0 {
 		return nil, bad("no keys for any caller of %s", cfg.Service)
 	}
+	if err := sharedKeys(cfg.Keys, cfg.Service); err != nil && !cfg.AllowSharedKeys {
+		return nil, err
+	}
 	for _, c := range cfg.LegacyCallers {
 		cs := v.callers[c]
 		if cs == nil {
@@ -244,13 +297,47 @@ func New(cfg Config) (*Verifier, error) {
 		cs.legacy = true
 	}
 	for _, cs := range v.callers {
-		scheme := "v1"
 		if cs.legacy {
-			scheme = "legacy"
+			// Legacy signs neither the caller nor the request id: the key is
+			// the signature alone, so that a captured request cannot be
+			// replayed under the name of another caller with the same key.
+			cs.replayPrefix = "xsvc:replay:legacy:" + string(v.env) + ":" + v.self + ":"
+		} else {
+			cs.replayPrefix = "xsvc:replay:v1:" + string(v.env) + ":" + v.self + ":" + cs.name + ":"
 		}
-		cs.replayPrefix = "xsvc:replay:" + scheme + ":" + string(v.env) + ":" + v.self + ":" + cs.name + ":"
 	}
 	return v, nil
+}
+
+// sharedKeys returns a [*SharedKeyError] when two callers of service have
+// the same secret among the entries it uses. Secrets are compared through
+// their SHA-256, at start-up only, so timing does not matter.
+func sharedKeys(entries []KeyEntry, service string) error {
+	type group struct{ callers []string }
+	bySecret := make(map[[sha256.Size]byte]*group)
+	var order []*group
+	for i := range entries {
+		e := &entries[i]
+		if e.Target != "" && e.Target != service {
+			continue
+		}
+		sum := sha256.Sum256(e.Key.s.secret)
+		g := bySecret[sum]
+		if g == nil {
+			g = &group{}
+			bySecret[sum] = g
+			order = append(order, g)
+		}
+		if !slices.Contains(g.callers, e.Caller) {
+			g.callers = append(g.callers, e.Caller)
+		}
+	}
+	for _, g := range order {
+		if len(g.callers) > 1 {
+			return &SharedKeyError{Callers: g.callers}
+		}
+	}
+	return nil
 }
 
 // Middleware verifies every request and admits any known caller. The
@@ -258,15 +345,24 @@ func New(cfg Config) (*Verifier, error) {
 // length) and the caller from [CallerFrom]. As net/http requires anyway, the
 // body must not be read after the handler returns: the buffers of large
 // bodies are reused, and such a read fails with http.ErrBodyReadAfterClose.
+//
+// Guards of one verifier nest: a guard (Middleware or [Verifier.Require])
+// that finds a request this verifier already verified, in an outer guard,
+// only applies its own route check, so v.Middleware(mux) around routes
+// wrapped by v.Require works, and so does the reverse. The outer guard does
+// everything else (replay, rate limit) once. Guards of two different
+// verifiers each verify fully.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return &guard{v: v, next: next}
 }
 
 // Require returns a middleware that verifies like [Verifier.Middleware] and
 // then admits only the listed callers (the original requiredServices);
-// others get 403 service_not_authorized. Every name must be a caller known
-// to the verifier, so a misspelt name fails here instead of locking a
-// service out (or in) at run time.
+// others get 403 service_not_authorized. Unsigned requests are refused (401
+// unsigned_request) even in non-strict mode: such a request has no caller
+// to check. Every name must be a caller known to the verifier, so a
+// misspelt name fails here instead of locking a service out (or in) at run
+// time.
 func (v *Verifier) Require(services ...string) (func(http.Handler) http.Handler, error) {
 	if len(services) == 0 {
 		return nil, fmt.Errorf("transport: Require: no services (use Middleware to admit any caller): %w", ErrInvalidConfig)
@@ -293,6 +389,10 @@ type Caller struct {
 
 type callerCtxKey struct{}
 
+// verifiedCtxKey finds the *callerCtx of the innermost guard that admitted
+// the request.
+type verifiedCtxKey struct{}
+
 // CallerFrom returns the caller the verifier authenticated for this request.
 // ok is false for a request admitted unsigned in non-strict mode, and for a
 // context that never went through a verifier.
@@ -304,16 +404,24 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 	return *c, true
 }
 
-// callerCtx is context.WithValue(parent, callerCtxKey{}, &caller) in one
-// allocation.
+// callerCtx is what a guard adds to the context of a request it admits,
+// in one allocation: the caller (for CallerFrom) and the verifier (for
+// nested guards).
 type callerCtx struct {
 	context.Context
-	caller Caller
+	v        *Verifier
+	unsigned bool // admitted unsigned in non-strict mode: no caller
+	caller   Caller
 }
 
 func (c *callerCtx) Value(key any) any {
-	if key == (callerCtxKey{}) {
-		return &c.caller
+	switch key {
+	case callerCtxKey{}:
+		if !c.unsigned {
+			return &c.caller
+		}
+	case verifiedCtxKey{}:
+		return c
 	}
 	return c.Context.Value(key)
 }
@@ -334,6 +442,8 @@ type check struct {
 	skewMS    int64
 	hasSkew   bool
 	canonHash string
+	bodyLen   int64
+	hasBody   bool
 	err       error // of the replay store or limiter
 }
 
@@ -349,12 +459,17 @@ type scratch struct {
 	want  [sha256.Size]byte
 	hex   [2 * sha256.Size]byte
 	probe [1]byte
+	body  body
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := g.v
+	if vc, ok := r.Context().Value(verifiedCtxKey{}).(*callerCtx); ok && vc.v == v {
+		g.nested(w, r, vc)
+		return
+	}
 	var c check
 
 	// 0. Transport.
@@ -371,13 +486,8 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sigs := h[hdrSignature]
 	if len(sigs) == 0 {
-		if v.nonStrict {
-			v.log.LogAttrs(r.Context(), slog.LevelWarn, "transport: unsigned request admitted (non-strict mode)",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("remote", r.RemoteAddr))
-			if r.Body != nil {
-				r.Body = http.MaxBytesReader(w, r.Body, v.maxBody)
-			}
-			g.next.ServeHTTP(w, r)
+		if v.nonStrict && g.allowed == nil {
+			g.admitUnsigned(w, r)
 			return
 		}
 		c.reason = "unsigned"
@@ -476,14 +586,39 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// 4. Body, bounded, hashed (v1) or MACed (legacy) in the same pass.
+	// 4. Body: announced size, then (v1) the key, before any byte is read,
+	// then the body, bounded, hashed (v1) or MACed (legacy) in one pass.
 	if r.ContentLength > v.maxBody {
 		c.reason = "content_length_over_limit"
 		v.refuse(w, r, CodeBodyTooLarge, &c, 0)
 		return
 	}
+	var used keyRef
+	if !legacyForm {
+		ref, ok := cs.keys[keyID]
+		if !ok {
+			c.reason = "key_unknown"
+			v.refuse(w, r, CodeSignatureInvalid, &c, 0)
+			return
+		}
+		if ref.retired {
+			c.reason = "key_retired"
+			v.refuse(w, r, CodeSignatureInvalid, &c, 0)
+			return
+		}
+		used = ref
+	}
 	sc := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(sc)
+	var a *admitted
+	defer func() {
+		// In this order: no reader can reach the buffers once they are
+		// back in their pool.
+		if a != nil {
+			a.body.close()
+		}
+		sc.body.release()
+		scratchPool.Put(sc)
+	}()
 	buf := sc.buf[:0]
 	var sink io.Writer
 	var bodyDigest hash.Hash
@@ -507,8 +642,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer sha256Pool.Put(bodyDigest)
 		sink = bodyDigest
 	}
-	body, tooLarge, err := readBody(r, v.maxBody, sink, sc.probe[:])
-	defer putBodyBuf(body)
+	tooLarge, err := readBody(r.Body, r.ContentLength, v.maxBody, sink, sc.probe[:], &sc.body)
 	if tooLarge {
 		c.reason = "body_over_limit"
 		v.refuse(w, r, CodeBodyTooLarge, &c, 0)
@@ -519,11 +653,11 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.refuse(w, r, CodeBodyUnreadable, &c, 0)
 		return
 	}
+	c.bodyLen, c.hasBody = sc.body.n, true
 
 	// 5. Signature, constant time.
 	want, got := sc.want[:], sc.mac[:0]
 	hex.Decode(want, []byte(sigHex)) // validSignature checked the alphabet
-	var used keyRef
 	if legacyForm {
 		for i, k := range cs.all {
 			if hmac.Equal(legacyMACs[i].Sum(got), want) {
@@ -533,7 +667,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if used.s == nil {
 			c.reason = "signature_mismatch"
-			c.canonHash = canonHash(appendLegacyPrefix(buf, r.Method, path, query, tsStr), body)
+			c.canonHash = CanonicalHash(appendLegacyPrefix(buf, r.Method, path, query, tsStr))
 			v.refuse(w, r, CodeSignatureInvalid, &c, 0)
 			return
 		}
@@ -544,30 +678,18 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		ref, ok := cs.keys[keyID]
-		if !ok {
-			c.reason = "key_unknown"
-			v.refuse(w, r, CodeSignatureInvalid, &c, 0)
-			return
-		}
-		if ref.retired {
-			c.reason = "key_retired"
-			v.refuse(w, r, CodeSignatureInvalid, &c, 0)
-			return
-		}
 		bodyDigest.Sum(sc.sum[:0])
 		canon := appendV1(buf, string(v.env), caller, v.self, keyID, tsStr, reqID, r.Method, path, query, ctype, &sc.sum)
-		m := ref.s.getMAC()
+		m := used.s.getMAC()
 		m.Write(canon)
 		got = m.Sum(got)
-		ref.s.putMAC(m)
+		used.s.putMAC(m)
 		if !hmac.Equal(got, want) {
 			c.reason = "signature_mismatch"
-			c.canonHash = canonHash(canon, nil)
+			c.canonHash = CanonicalHash(canon)
 			v.refuse(w, r, CodeSignatureInvalid, &c, 0)
 			return
 		}
-		used = ref
 	}
 
 	// 6. Replay, consumed only now that the request is authentic.
@@ -576,16 +698,19 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		replayID = sigHex // the legacy request id is not signed
 	}
 	var fresh bool
-	if ms, ok := v.replay.(*MemoryReplayStore); ok {
+	switch {
+	case v.memReplay != nil:
 		// The built-in store keeps a hash, not the key: no string needed.
 		key := append(append(sc.buf[:0], cs.replayPrefix...), replayID...)
-		fresh, err = ms.consume(maphashKey(ms, key), v.ttl)
-	} else {
+		fresh, err = v.memReplay.consume(maphashKey(v.memReplay, key), caller, true, v.ttl)
+	case v.callerRep != nil:
+		fresh, err = v.callerRep.ConsumeFor(r.Context(), caller, cs.replayPrefix+replayID, v.ttl)
+	default:
 		fresh, err = v.replay.Consume(r.Context(), cs.replayPrefix+replayID, v.ttl)
 	}
 	switch {
 	case errors.Is(err, ErrReplayStoreFull):
-		c.reason = "replay_store_full"
+		c.reason, c.err = "replay_store_full", err
 		v.refuse(w, r, CodeReplayStoreFull, &c, time.Second)
 		return
 	case err != nil:
@@ -640,13 +765,53 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.log.LogAttrs(r.Context(), slog.LevelWarn, "transport: deprecated legacy signature accepted",
 			slog.String("caller", caller), slog.String("key_id", used.s.id), slog.String("request_id", reqID))
 	}
-	a := &admitted{ctx: callerCtx{Context: r.Context(),
+	a = &admitted{ctx: callerCtx{Context: r.Context(), v: v,
 		caller: Caller{Service: caller, KeyID: used.s.id, Scheme: c.scheme, RequestID: reqID}}}
-	a.body.b = body
+	a.body.chunks = sc.body.chunks
 	r2 := r.WithContext(&a.ctx)
-	defer a.body.closed.Store(true) // before the deferred putBodyBuf
 	r2.Body = &a.body
-	r2.ContentLength = int64(len(body))
+	r2.ContentLength = sc.body.n
+	g.next.ServeHTTP(w, r2)
+}
+
+// nested handles a request that an outer guard of the same verifier
+// already admitted: everything was checked and consumed once, only this
+// guard's route access remains.
+func (g *guard) nested(w http.ResponseWriter, r *http.Request, vc *callerCtx) {
+	if g.allowed != nil {
+		c := check{caller: vc.caller.Service, requestID: vc.caller.RequestID, keyID: vc.caller.KeyID, scheme: vc.caller.Scheme}
+		switch {
+		case vc.unsigned:
+			c.reason = "unsigned"
+			g.v.refuse(w, r, CodeUnsignedRequest, &c, 0)
+			return
+		case !g.allowed[vc.caller.Service]:
+			c.reason = "service_not_allowed_on_route"
+			g.v.refuse(w, r, CodeServiceNotAuthorized, &c, 0)
+			return
+		}
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+// admitUnsigned passes an unsigned request on in non-strict mode, without
+// the signing headers (signingHeaders, of any case), which nothing verified.
+func (g *guard) admitUnsigned(w http.ResponseWriter, r *http.Request) {
+	v := g.v
+	v.log.LogAttrs(r.Context(), slog.LevelWarn, "transport: unsigned request admitted (non-strict mode)",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("remote", r.RemoteAddr))
+	r2 := r.WithContext(&callerCtx{Context: r.Context(), v: v, unsigned: true})
+	r2.Header = r.Header.Clone()
+	for k := range r2.Header {
+		for _, s := range signingHeaders {
+			if strings.EqualFold(k, s) {
+				delete(r2.Header, k)
+			}
+		}
+	}
+	if r2.Body != nil {
+		r2.Body = http.MaxBytesReader(w, r.Body, v.maxBody)
+	}
 	g.next.ServeHTTP(w, r2)
 }
 
@@ -660,132 +825,165 @@ type admitted struct {
 // handler returns, as net/http's Handler contract already requires ("it is
 // not valid ... to read from the Request.Body after or concurrently with the
 // completion of the ServeHTTP call"): buffers of large bodies are then
-// reused, and a read after that returns http.ErrBodyReadAfterClose instead
-// of another request's bytes. It has no WriteTo, so no slice of the buffer
-// is ever handed out.
+// reused. A read after that returns http.ErrBodyReadAfterClose instead of
+// another request's bytes: the lock is held across the check and the copy,
+// and taken by close before the buffers go back to their pool. It has no
+// WriteTo, so no slice of the buffers is ever handed out.
 type bodyReader struct {
-	b      []byte
+	mu     sync.Mutex
+	chunks [][]byte // unread chunks; chunks[0][off:] comes next
 	off    int
-	closed atomic.Bool
+	closed bool
 }
 
 func (r *bodyReader) Read(p []byte) (int, error) {
-	if r.closed.Load() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
 		return 0, http.ErrBodyReadAfterClose
 	}
-	if r.off >= len(r.b) {
+	n := 0
+	for n < len(p) && len(r.chunks) > 0 {
+		k := copy(p[n:], r.chunks[0][r.off:])
+		n += k
+		r.off += k
+		if r.off == len(r.chunks[0]) {
+			r.chunks, r.off = r.chunks[1:], 0
+		}
+	}
+	if n == 0 && len(r.chunks) == 0 {
 		return 0, io.EOF
 	}
-	n := copy(p, r.b[r.off:])
-	r.off += n
 	return n, nil
 }
 
 func (*bodyReader) Close() error { return nil }
 
-// Bodies of at least minPooledBody bytes are read into buffers recycled
-// by capacity class (powers of two), so that a stream of large requests does
-// not cost a fresh zeroed allocation, and a garbage collection, each.
-const minPooledBody = 64 << 10
-
-var bodyPools [48]sync.Pool // index: log2(cap)
-
-type pooledBuf struct{ b []byte }
-
-// getBodyBuf returns an empty buffer with capacity at least n.
-func getBodyBuf(n int64) []byte {
-	if n < minPooledBody {
-		return make([]byte, 0, n)
-	}
-	c := bits.Len64(uint64(n - 1)) // 1<<c >= n
-	if c >= len(bodyPools) {
-		return make([]byte, 0, n)
-	}
-	if pb, ok := bodyPools[c].Get().(*pooledBuf); ok {
-		return pb.b[:0]
-	}
-	return make([]byte, 0, 1<<c)
+// close ends every read; it returns once no Read is copying.
+func (r *bodyReader) close() {
+	r.mu.Lock()
+	r.closed, r.chunks = true, nil
+	r.mu.Unlock()
 }
 
-// putBodyBuf recycles a buffer from getBodyBuf. Small ones are left to the
-// garbage collector.
-func putBodyBuf(b []byte) {
-	c := cap(b)
-	if c < minPooledBody || c&(c-1) != 0 || bits.Len64(uint64(c-1)) >= len(bodyPools) {
-		return
+// A body is read into chunks. The first is at most bodyChunk bytes, sized by
+// Content-Length (512 bytes when unknown), so that a request announcing a
+// large body costs no more than bodyChunk before its bytes arrive; the next
+// ones are bodyChunk bytes each, taken as data keeps coming. Chunks of
+// exactly bodyChunk bytes are recycled, so that a stream of large requests
+// does not cost a fresh zeroed allocation, and a garbage collection, each;
+// no byte is ever copied to grow a buffer.
+const bodyChunk = 64 << 10
+
+var chunkPool sync.Pool // of *[bodyChunk]byte
+
+// body is a request body as read: len(chunks[i]) bytes of each chunk, all
+// of them full except the last.
+type body struct {
+	chunks [][]byte
+	n      int64
+}
+
+func newChunk(n int64) []byte {
+	if n < bodyChunk {
+		return make([]byte, 0, n)
 	}
-	bodyPools[bits.Len64(uint64(c-1))].Put(&pooledBuf{b: b[:0]})
+	if p, ok := chunkPool.Get().(*[bodyChunk]byte); ok {
+		return p[:0]
+	}
+	return make([]byte, 0, bodyChunk)
+}
+
+func (b *body) push(c []byte) {
+	b.chunks = append(b.chunks, c)
+	b.n += int64(len(c))
+}
+
+// release recycles the pooled chunks and empties b. The caller guarantees
+// that no reader holds them.
+func (b *body) release() {
+	for i, c := range b.chunks {
+		if cap(c) == bodyChunk {
+			chunkPool.Put((*[bodyChunk]byte)(c[:bodyChunk]))
+		}
+		b.chunks[i] = nil
+	}
+	b.chunks, b.n = b.chunks[:0], 0
 }
 
 const readChunk = 32 << 10
 
-// readBody reads at most max bytes of r.Body into one buffer, writing each
-// chunk to sink as it arrives. tooLarge: the body exceeds max. probe is a
-// one-byte scratch slice.
-func readBody(r *http.Request, max int64, sink io.Writer, probe []byte) (body []byte, tooLarge bool, err error) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, false, nil
+// maxEmptyReads bounds consecutive (0, nil) reads, as bufio does.
+const maxEmptyReads = 100
+
+// readBody reads at most max bytes of rd into b, writing each piece to sink
+// as it arrives. tooLarge: the body exceeds max. contentLength < 0: unknown.
+// probe is a one-byte scratch slice. What was read is in b even on error,
+// for b.release.
+func readBody(rd io.Reader, contentLength, max int64, sink io.Writer, probe []byte, b *body) (tooLarge bool, err error) {
+	if rd == nil || rd == http.NoBody {
+		return false, nil
 	}
 	size := int64(512)
-	if r.ContentLength > 0 {
-		size = min(r.ContentLength, max+1)
+	if contentLength > 0 {
+		size = contentLength
 	}
-	buf := getBodyBuf(size)
+	buf := newChunk(min(size, max+1, bodyChunk))
+	defer func() { b.push(buf) }()
+	empty := 0
 	for {
 		if len(buf) == cap(buf) {
-			// Full: look for EOF before growing, so that a body of exactly
-			// the announced length needs no second buffer.
-			n, rerr := readNonEmpty(r.Body, probe[:1])
+			// Full: look for EOF before taking a chunk, so that a body of
+			// exactly the announced length needs no more memory.
+			n, rerr := readNonEmpty(rd, probe[:1])
 			if n == 0 {
 				if rerr == io.EOF {
-					return buf, false, nil
+					return false, nil
 				}
-				putBodyBuf(buf)
-				return nil, false, rerr
+				return false, rerr
 			}
-			if int64(len(buf)) >= max {
-				putBodyBuf(buf)
-				return nil, true, nil
+			if b.n+int64(len(buf)) >= max {
+				return true, nil
 			}
-			nb := getBodyBuf(min(int64(cap(buf))*2, max+1))[:len(buf)]
-			copy(nb, buf)
-			putBodyBuf(buf)
-			buf = append(nb, probe[0])
+			b.push(buf)
+			buf = append(newChunk(min(bodyChunk, max+1-b.n)), probe[0])
 			sink.Write(probe[:1])
 			if rerr == io.EOF {
-				return buf, false, nil
+				return false, nil
 			}
 			if rerr != nil {
-				putBodyBuf(buf)
-				return nil, false, rerr
+				return false, rerr
 			}
 			continue
 		}
 		// Read and hash at most readChunk at a time, so that the hash
 		// reads bytes that are still in cache.
 		end := min(cap(buf), len(buf)+readChunk)
-		n, rerr := r.Body.Read(buf[len(buf):end])
+		n, rerr := rd.Read(buf[len(buf):end])
 		if n > 0 {
 			sink.Write(buf[len(buf) : len(buf)+n])
 			buf = buf[:len(buf)+n]
+			empty = 0
+		} else if rerr == nil {
+			if empty++; empty >= maxEmptyReads {
+				return false, io.ErrNoProgress
+			}
 		}
-		if int64(len(buf)) > max {
-			putBodyBuf(buf)
-			return nil, true, nil
+		if b.n+int64(len(buf)) > max {
+			return true, nil
 		}
 		if rerr == io.EOF {
-			return buf, false, nil
+			return false, nil
 		}
 		if rerr != nil {
-			putBodyBuf(buf)
-			return nil, false, rerr
+			return false, rerr
 		}
 	}
 }
 
 // readNonEmpty is Read that retries a (0, nil) result a few times.
 func readNonEmpty(rd io.Reader, p []byte) (int, error) {
-	for range 100 {
+	for range maxEmptyReads {
 		if n, err := rd.Read(p); n > 0 || err != nil {
 			return n, err
 		}
@@ -803,20 +1001,46 @@ func (m multiWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// canonHash is what logs show of a canonical string: the first 16 hex
-// digits of its SHA-256. `xsvc sign --explain` prints the same on the client
-// side, so the two can be compared without showing either string.
-func canonHash(a, b []byte) string {
+// CanonicalHash returns what a verifier logs as canonical_sha256 on a
+// signature mismatch, for a canonical string as [Components.Canonical]
+// renders it: the first 16 lowercase hex digits of the SHA-256 of the
+// canonical string without its body component and the newline before it.
+// v1: lines 1 to 11 (the body hash line left out); legacy: METHOD, "\n",
+// REQUEST_PATH, "\n", TIMESTAMP (the body left out). `xsvc sign --explain`
+// prints the same on the client side, so the two sides compare everything
+// but the body without showing either string; the verifier logs the body's
+// length beside it (body_bytes).
+//
+// The body is left out because this hash is unkeyed and short: from a
+// hash that covered a low-entropy body (or its SHA-256), anyone reading
+// the log could recover the body by trying candidates. What remains is in
+// the log line anyway, except the query and the content type.
+func CanonicalHash(canonical []byte) string {
 	d := sha256.New()
-	d.Write(a)
-	d.Write(b)
+	d.Write(withoutBody(canonical))
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(d.Sum(sum[:0])[:8])
 }
 
-// CanonicalHash returns the 16 hex digits a verifier logs as
-// canonical_sha256 for a canonical string (see [Components.Canonical]).
-func CanonicalHash(canonical []byte) string { return canonHash(canonical, nil) }
+// withoutBody cuts a canonical string before the newline that precedes its
+// body component: v1 before its last newline; legacy (whose first line, a
+// method, is never the v1 label) before its third.
+func withoutBody(canon []byte) []byte {
+	if len(canon) > len(SchemeV1) && string(canon[:len(SchemeV1)]) == string(SchemeV1) && canon[len(SchemeV1)] == '\n' {
+		if i := bytes.LastIndexByte(canon, '\n'); i >= 0 {
+			return canon[:i]
+		}
+	}
+	lines := 0
+	for i, b := range canon {
+		if b == '\n' {
+			if lines++; lines == 3 {
+				return canon[:i]
+			}
+		}
+	}
+	return canon
+}
 
 // requestTarget returns the escaped path ("/" if empty) and raw query of the
 // request target exactly as received: origin-form or absolute-form. Without
@@ -893,6 +1117,9 @@ func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, code Code, c *
 		}
 		if c.canonHash != "" {
 			attrs = append(attrs, slog.String("canonical_sha256", c.canonHash))
+		}
+		if c.hasBody {
+			attrs = append(attrs, slog.Int64("body_bytes", c.bodyLen))
 		}
 		if c.err != nil {
 			attrs = append(attrs, slog.String("error", c.err.Error()))
