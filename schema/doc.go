@@ -81,6 +81,40 @@
 // one type's fields as another's. The name is reflect.Type.String() (such as
 // "demo.Account") unless the type implements [TypeNamer].
 //
+// # Schema files
+//
+// Producers that are not written in Go describe a message type in a JSON
+// schema file with the same rules as the tags; [ParseFile] builds a struct
+// type from it with reflect.StructOf, whose fields carry the equivalent
+// tags, and plans it under the file's type name ([ForNamed]), so that
+// values of it go through exactly the code that handles Go types:
+//
+//	{
+//	  "type": "accounts.Account",
+//	  "fields": [
+//	    {"name": "id",      "type": "string", "share": ["financial-service", "analytics-service"]},
+//	    {"name": "owner",   "type": "string", "share": ["financial-service"], "sensitive": "random"},
+//	    {"name": "ssn",     "type": "string", "share": ["financial-service"], "sensitive": "deterministic",
+//	     "validate": "required,len=9,numeric"},
+//	    {"name": "balance", "type": "number", "share": ["*"]},
+//	    {"name": "owners",  "type": "array",  "share": ["financial-service"], "items": {"type": "Owner"}},
+//	    {"name": "notes",   "type": "string"}
+//	  ],
+//	  "types": {"Owner": {"fields": [{"name": "name", "type": "string", "share": ["*"]}]}}
+//	}
+//
+// A field has a name (its JSON member name) and a type: string, number
+// (float64), integer (int64), boolean, time (RFC 3339, time.Time), bytes
+// (base64, []byte), raw (any JSON, json.RawMessage), object (with
+// "fields"), array (with "items"), map (string keys, with "values"), or
+// the name of an object type of "types". share, sensitive and validate are
+// the tags; omitempty and omitzero the json options; nullable makes the
+// field a pointer (null when absent). "description" is allowed anywhere and
+// ignored. Unknown members, a member given twice and every mistake a tag
+// can make are a [*FileError] naming the place in the file and the field.
+// A type of "types" that refers back to itself is refused: reflect.StructOf
+// cannot build recursive types, so recursive messages need Go types.
+//
 // # Exposure report
 //
 // [Report] lists, for some types and services, every field path and how each
