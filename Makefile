@@ -2,8 +2,16 @@
 GO        ?= go
 FUZZTIME  ?= 3s
 RACE      ?= -race
+# bench: time per benchmark per round, and rounds (benchstat needs 6 for a
+# confidence interval). BENCHTIME=100ms COUNT=2 checks the pipeline quickly.
+BENCHTIME ?= 1s
+COUNT     ?= 6
+BIN       ?= $(CURDIR)/bin
+BENCHOUT  ?= $(BIN)/bench
+BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
+BENCHSTAT := $(BIN)/benchstat-$(BENCHSTAT_VERSION)/benchstat
 
-.PHONY: all test vet unit fuzz demo clean
+.PHONY: all test vet unit fuzz demo clean bench
 
 all: test
 
@@ -23,3 +31,18 @@ fuzz:
 ## demo: the best demonstration that exists so far.
 demo:
 	$(GO) run ./examples/demo
+
+## bench: the benchmarks that matter, each beside its floor, $(COUNT) interleaved
+## rounds of $(BENCHTIME), medians by benchstat; writes BENCHMARKS.md (generated:
+## never edit it). Raw output stays in $(BENCHOUT). Fails after writing the
+## report if a suite did not build or a round failed.
+bench: $(BENCHSTAT)
+	@rc=0; GO=$(GO) BENCHTIME=$(BENCHTIME) COUNT=$(COUNT) OUT=$(BENCHOUT) BENCHSTAT=$(BENCHSTAT) \
+		bash bench/run || rc=$$?; \
+	$(GO) run ./internal/benchreport -dir $(BENCHOUT) -benchtime $(BENCHTIME) -count $(COUNT) -o BENCHMARKS.md || exit 1; \
+	echo "bench: wrote BENCHMARKS.md"; exit $$rc
+
+# benchstat from the module proxy, at a pinned version, into a directory of
+# its own under $(BIN) (a new version installs beside the old).
+$(BENCHSTAT):
+	GOBIN=$(dir $@) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
