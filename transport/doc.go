@@ -23,13 +23,18 @@
 // # Verifying
 //
 // [New] builds a [Verifier] from a [Config]; [Verifier.Middleware] and
-// [Verifier.Require] (the original requiredServices) wrap handlers. Checks
+// [Verifier.Require] (the original requiredServices) wrap handlers, and nest
+// (an inner guard of the same verifier only adds its route check). Checks
 // run in this order, each refusal an RFC 9457 [Problem] with a stable
 // [Code]: transport (TLS off loopback), headers, caller and scheme, client
-// certificate identity, freshness, body size (read and hashed in one pass),
+// certificate identity (Config.TrustDomain), freshness, announced body
+// size, v1 key id (known, not retired: before any body byte is read), body
+// (read and hashed in one pass, into buffers that grow as bytes arrive),
 // signature (constant time), replay (consumed only after the signature
-// verifies, in a [ReplayStore]), route access, rate limit ([Limiter]). The
-// handler then sees the exact body and [CallerFrom] returns the caller.
+// verifies, in a [ReplayStore], each caller within its share), route
+// access, rate limit ([Limiter]). The handler then sees the exact body and
+// [CallerFrom] returns the caller. Non-strict mode admits unsigned requests
+// in Middleware only, without their signing headers; Require refuses them.
 //
 // # Redis
 //
@@ -53,10 +58,12 @@
 // A [Key] is an id and at least 32 bytes that no String, Format, log or
 // error shows. [KeyEntry] places it for a caller (and optionally one target);
 // several active entries per caller allow rotation, and a retired entry is
-// refused with its own log reason. Keys come from code ([NewKey]), from the
-// environment with the original names ([TargetKeyFromEnv],
-// [CallerKeysFromEnv], [EnvPrefix]) or from a 0600 JSON file
-// ([LoadKeyFile]).
+// refused with its own log reason. Two callers never share a secret
+// ([ErrSharedKey]): a shared key cannot tell them apart. Keys come from
+// code ([NewKey]), from the environment with the original names
+// ([TargetKeyFromEnv], [CallerKeysFromEnv], [EnvPrefix]; INTERNAL_API_KEY
+// serves one caller at most) or from a 0600 JSON file ([LoadKeyFile],
+// exact member names, no duplicates).
 //
 // # Environments
 //
@@ -68,8 +75,8 @@
 // # Errors
 //
 // Sentinels ([ErrInvalidConfig], [ErrKeyTooShort], [ErrBodyNotRewindable],
-// [ErrReplayStoreFull], [ErrRedisUnavailable]...) for errors.Is, typed
-// errors ([ComponentError], [MissingEnvError], [RedisURLError], [Problem])
-// for errors.As. [ParseProblem] turns a refusal back into a [Problem] on the
+// [ErrReplayStoreFull], [ErrRedisUnavailable], [ErrSharedKey]...) for
+// errors.Is, typed errors ([ComponentError], [MissingEnvError],
+// [SharedKeyError], [RedisURLError], [Problem]) for errors.As. [ParseProblem] turns a refusal back into a [Problem] on the
 // client side.
 package transport

@@ -17,9 +17,9 @@ type RedisReplayConfig struct {
 	Client redis.UniversalClient
 	// Prefix is prepended to every key, e.g. "billing:" when the Redis
 	// database is shared with other applications (zero: none). The
-	// verifier's keys already name the scheme, environment, target and
-	// caller (docs/spec/signing.md section 7), so services sharing one Redis
-	// need no prefix to keep apart.
+	// verifier's keys already name the scheme, environment and target (and,
+	// for v1, the caller; docs/spec/signing.md section 7), so services
+	// sharing one Redis need no prefix to keep apart.
 	Prefix string
 	// Timeout bounds each call (zero: [DefaultRedisTimeout], 100 ms). Past
 	// it the call fails and the verifier answers 503
@@ -71,7 +71,11 @@ func NewRedisReplayStore(cfg RedisReplayConfig) (*RedisReplayStore, error) {
 }
 
 // Consume implements [ReplayStore]. ttl must be positive; it is sent in
-// milliseconds, rounded up, so a key is never held for less than ttl.
+// milliseconds, rounded up, so a key is never held for less than ttl. The
+// verifier asks for Window + FutureSkew + 1 ms (PX 600001 with the
+// defaults): a request stays acceptable until its skew, in whole
+// milliseconds, exceeds Window, which is 1 ms after Window + FutureSkew
+// from the earliest moment it could be accepted.
 func (s *RedisReplayStore) Consume(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if ttl <= 0 {
 		return false, fmt.Errorf("transport: replay ttl %v: %w", ttl, ErrInvalidConfig)
