@@ -3,7 +3,7 @@ package testdata
 import "embed"
 
 // Signing holds the request-signing vectors (signing/vectors.json, format
-// described in docs/spec/signing.md) and the cross-check script that
+// described in SPEC.md part 2) and the cross-check script that
 // recomputes them with Node's crypto.
 //
 //go:embed signing

@@ -31,7 +31,7 @@ const (
 	HeaderKeyID       = "X-Key-ID" // v1 only; its presence selects v1
 )
 
-// Limits of the header grammar (see docs/spec/signing.md).
+// Limits of the header grammar (see SPEC.md part 2).
 const (
 	// MaxKeyIDLen is the longest key id: 1..64 bytes of [A-Za-z0-9._:-].
 	MaxKeyIDLen = 64

@@ -1,7 +1,7 @@
 // Package transport authenticates service-to-service HTTP requests: it signs
 // them on the way out ([Signer]) and verifies them on the way in
 // ([Verifier]), over TLS 1.3 ([ServerTLSConfig], [ClientTLSConfig]).
-// The byte-exact wire format is docs/spec/signing.md; the vectors in
+// The byte-exact wire format is SPEC.md part 2; the vectors in
 // testdata/signing are its examples.
 //
 // # Signing
@@ -51,7 +51,7 @@
 // handler does not run; when Redis is back, go-redis reconnects within about
 // a second, nothing to rebuild. Config.FailOpen admits such requests
 // instead, in development only. Key layout, and why Redis must neither
-// evict nor lose these keys: docs/spec/signing.md section 7.
+// evict nor lose these keys: SPEC.md part 2 section 7.
 //
 // # Keys
 //

@@ -118,7 +118,7 @@ func (e *KeyEntry) check() error {
 // the one non-retired entry for (caller, target), else the one non-retired
 // entry for (caller, any target). More than one candidate at the chosen level
 // is an error: a client signs with exactly one key, rotation is done by
-// replacing it (see docs/spec/signing.md, "Key rotation").
+// replacing it (see SPEC.md part 2, "Key rotation").
 func SigningKey(entries []KeyEntry, caller, target string) (Key, error) {
 	for _, scope := range [...]string{target, ""} {
 		var found []Key

@@ -15,7 +15,7 @@ import (
 // MaxKeyFileSize bounds what [LoadKeyFile] reads.
 const MaxKeyFileSize = 1 << 20
 
-// keyFile is the JSON key file (see docs/spec/signing.md, "Key file"):
+// keyFile is the JSON key file (see SPEC.md part 2, "Key file"):
 //
 //	{"version": 1, "keys": [
 //	  {"caller": "frontend", "target": "financial-api", "id": "2026-03",

@@ -30,7 +30,7 @@ const EncryptedKeyFileAD = "xsvc/v1/key-file"
 // another purpose).
 var ErrKeyFileDecrypt = errors.New("transport: key file does not decrypt under this master key")
 
-// encryptedKeyFile is the encrypted key file (docs/spec/signing.md, section
+// encryptedKeyFile is the encrypted key file (SPEC.md part 2, section
 // 11.3.1): {"version": 1, "encrypted_keys": "<standard base64>"}.
 type encryptedKeyFile struct {
 	Version       *int    `json:"version"`

@@ -40,7 +40,7 @@ const (
 
 // ProblemTypeBase prefixes every problem type URI: the type of code c is
 // ProblemTypeBase + c, the anchor of its entry in the specification.
-const ProblemTypeBase = "https://github.com/lifenavigator/crossservice/blob/main/docs/spec/signing.md#"
+const ProblemTypeBase = "https://github.com/lifenavigator/crossservice/blob/main/SPEC.md#"
 
 // ProblemContentType is the media type of RFC 9457 problem documents.
 const ProblemContentType = "application/problem+json"

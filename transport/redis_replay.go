@@ -18,7 +18,7 @@ type RedisReplayConfig struct {
 	// Prefix is prepended to every key, e.g. "billing:" when the Redis
 	// database is shared with other applications (zero: none). The
 	// verifier's keys already name the scheme, environment and target (and,
-	// for v1, the caller; docs/spec/signing.md section 7), so services
+	// for v1, the caller; SPEC.md part 2 section 7), so services
 	// sharing one Redis need no prefix to keep apart.
 	Prefix string
 	// Timeout bounds each call (zero: [DefaultRedisTimeout], 100 ms). Past

@@ -40,7 +40,7 @@ Types:
   hpke           Tink HPKE X25519 / HKDF-SHA256 / AES-256-GCM (TINK prefix): the
                  recipient keyset of envelopes (xsvc key public gives senders its
                  public half)
-  hmac           request-signing keys (docs/spec/signing.md section 11.3): 32
+  hmac           request-signing keys (SPEC.md part 2 section 11.3): 32
                  random bytes each, per caller and optionally per target
 
 Files are written with mode 0600, atomically (temporary file, fsync, rename),
@@ -216,7 +216,7 @@ Adds a key. To a keyset: a new key of the keyset's type, enabled but not primary
 (distribute the keyset, then promote it: a key that opens must reach every
 opener before it seals). To a signing-key file: a new active key for --caller
 (and --target); signers choose it by key id, the verifier accepts both keys
-until the old one is retired (docs/spec/signing.md section 11.1).
+until the old one is retired (SPEC.md part 2 section 11.1).
 `+keyFilesHelp)
 	var ef editFlags
 	ef.register(fs)
@@ -292,7 +292,7 @@ deterministic fields use it; every enabled key still opens.
 
 Signing-key files have no primary: a signer uses the key whose id it is given
 (--key-id, or <TARGET>_API_KEY_ID). Rotate them with key add, switch the
-signers, then key retire the old key (docs/spec/signing.md section 11.1).
+signers, then key retire the old key (SPEC.md part 2 section 11.1).
 `+keyFilesHelp)
 	var ef editFlags
 	ef.register(fs)

@@ -391,7 +391,7 @@ func problemHint(rep *probeReport, ks keySource, from, to string, env transport.
 	case transport.CodeRateLimited:
 		return "rate limited by " + to, fmt.Sprintf("retry after %s", rep.problem.RetryAfter)
 	case transport.CodeHeaderMissing, transport.CodeHeaderMalformed, transport.CodeUnsignedRequest, transport.CodeRequestMalformed:
-		return "request refused by " + to + ": " + string(code), "a proxy may strip or duplicate the X- headers; see docs/spec/signing.md section 13"
+		return "request refused by " + to + ": " + string(code), "a proxy may strip or duplicate the X- headers; see SPEC.md part 2 section 13"
 	}
-	return "request refused by " + to + ": " + string(code), "see docs/spec/signing.md section 13, " + string(code)
+	return "request refused by " + to + ": " + string(code), "see SPEC.md part 2 section 13, " + string(code)
 }

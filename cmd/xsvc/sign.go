@@ -482,7 +482,7 @@ would be accepted, 1 when it would be refused.
 	if b := logged["body_bytes"]; b != "" {
 		fmt.Fprintf(e.stdout, "body_bytes: %s  (the body the verifier hashed)\n", b)
 	}
-	hint := "see docs/spec/signing.md section 13, " + code
+	hint := "see SPEC.md part 2 section 13, " + code
 	switch transport.Code(code) {
 	case transport.CodeSignatureInvalid:
 		hint = fmt.Sprintf("either the request differs from what was signed, or key %q of caller %s in %s is not the caller's: "+

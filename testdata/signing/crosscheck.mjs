@@ -1,5 +1,5 @@
 // Recomputes every vector in vectors.json with Node's crypto, building the
-// canonical strings from the components by the rules of docs/spec/signing.md
+// canonical strings from the components by the rules of SPEC.md part 2
 // (an implementation independent of the Go code). Exits 1 on any mismatch,
 // or when fewer than one v1 and one legacy vector were checked.
 // Usage: node crosscheck.mjs [path/to/vectors.json]
