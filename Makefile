@@ -11,7 +11,7 @@ BENCHOUT  ?= $(BIN)/bench
 BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
 BENCHSTAT := $(BIN)/benchstat-$(BENCHSTAT_VERSION)/benchstat
 
-.PHONY: all test vet unit fuzz demo clean bench
+.PHONY: all test vet unit fuzz demo clean bench soak
 
 all: test
 
@@ -27,6 +27,12 @@ unit:
 ## fuzz: every Fuzz* target in the module for $(FUZZTIME) each (seed corpus + new inputs).
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash .ci/fuzz-smoke
+
+## soak: 60s of mixed valid, replayed, tampered and unauthorized requests on two
+## replicas sharing a real Redis, with a key rotation and a Redis restart; prints
+## its report (internal/soak). `make test` runs a 10s version.
+soak:
+	SOAK_DURATION=60s $(GO) test -run TestSoak -count=1 -v ./internal/soak/
 
 ## demo: the best demonstration that exists so far.
 demo:
