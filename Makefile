@@ -11,7 +11,7 @@ BENCHOUT  ?= $(BIN)/bench
 BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
 BENCHSTAT := $(BIN)/benchstat-$(BENCHSTAT_VERSION)/benchstat
 
-.PHONY: all test vet unit fuzz demo clean bench soak
+.PHONY: all test vet unit fuzz demo clean bench soak lint
 
 all: test
 
@@ -34,7 +34,19 @@ fuzz:
 soak:
 	SOAK_DURATION=60s $(GO) test -run TestSoak -count=1 -v ./internal/soak/
 
-## demo: the best demonstration that exists so far.
+## lint: staticcheck over the module (installed from the module proxy into $(BIN)).
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+$(STATICCHECK):
+	GOBIN=$(abspath $(dir $(STATICCHECK))) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+lint: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+## clean: remove built tools and benchmark output.
+clean:
+	rm -rf $(BIN)
+
+## demo: the three-service demo (examples/demo).
 demo:
 	$(GO) run ./examples/demo
 

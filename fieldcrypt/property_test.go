@@ -88,9 +88,7 @@ func secretsFor(p Profile, recipient string) (values []string, members []string)
 	case financial:
 		values = append(values, p.Region, p.Address.Street, base64.StdEncoding.EncodeToString(p.Raw), string(p.Raw))
 		members = append(members, "region", "tags", "kind")
-		for _, t := range p.Tags {
-			values = append(values, t)
-		}
+		values = append(values, p.Tags...)
 		for k, v := range p.Secrets {
 			values = append(values, k, v)
 		}

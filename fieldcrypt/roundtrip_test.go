@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -28,8 +29,6 @@ func newWorld(t testing.TB) *world {
 	w.anaC = w.ana.codec(t, w.front)
 	return w
 }
-
-func equalTimes(a, b time.Time) bool { return a.Equal(b) }
 
 // normalize makes times comparable with DeepEqual (locations differ after
 // a JSON round trip, as with encoding/json).
@@ -270,7 +269,7 @@ func TestClearOutputIsEncodingJSON(t *testing.T) {
 	ps := &s
 	v := AllClear{
 		S: "plain", HTML: "<a href=\"x\">&amp;</a>", Uni: "é\u2028\u2029😀\x01\t\n", Bad: "a\xffb",
-		I8: -128, U64: 1<<64 - 1, F32: 3.1415927, F64s: []float64{0, -0.0, 1e-7, 1e21, 123456789.125, 1e20, 5e-324},
+		I8: -128, U64: 1<<64 - 1, F32: 3.1415927, F64s: []float64{0, math.Copysign(0, -1), 1e-7, 1e21, 123456789.125, 1e20, 5e-324},
 		B: true, Bytes: []byte("hello, world"), Arr: [3]int{1, 2, 3},
 		ByInt: map[int64]string{10: "a", -2: "b", 3: "c"}, ByText: map[level]bool{2: true, 1: false},
 		When: time.Date(2026, 11, 29, 16, 20, 46, 123456789, time.FixedZone("", -5*3600)),

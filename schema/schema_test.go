@@ -79,15 +79,19 @@ type (
 		A string `share:"a--b"`
 	}
 	dupShareKey struct {
+		//lint:ignore SA5008 the duplicated tag is what this case tests
 		A string `share:"svc" share:"other"`
 	}
 	dupSensitiveKey struct {
+		//lint:ignore SA5008 the duplicated tag is what this case tests
 		A string `share:"svc" sensitive:"random" sensitive:"deterministic"`
 	}
 	unexportedShared struct {
+		//lint:ignore U1000 a tagged unexported field is what this case tests
 		a string `share:"svc"`
 	}
 	unexportedTypo struct {
+		//lint:ignore U1000 a tagged unexported field is what this case tests
 		a string `sensitve:"random"`
 	}
 	jsonDashShared struct {
@@ -281,7 +285,7 @@ type (
 		Func    func()            // not shared
 		Any     any               // not shared
 		Ch      chan int          `json:"-"`
-		private string            //nolint:unused // unexported, untagged
+		private string            //lint:ignore U1000 unexported, untagged: must be skipped
 		DB      string            `db:"db_name" yaml:"y" xml:"x" validate:"required" json:"db"`
 		Shape   string            `shap:"no"`   // "shap" is a near miss of share: see below
 		Raw     json.RawMessage   `share:"svc"` // a self-marshalling []byte
@@ -296,7 +300,8 @@ type (
 		Lvl     level             `share:"svc"` // a TextMarshaler leaf
 		Bytes   []byte            `share:"svc" sensitive:"random"`
 		Extra   string            `share:"svc" sensitive:"deterministic" json:"extra,omitempty,omitzero"`
-		Unknown string            `share:"svc" json:"unknown,futureoption"` // json's unknown options are json's business
+		//lint:ignore SA5008 json's unknown options are json's business, and must not disturb the plan
+		Unknown string `share:"svc" json:"unknown,futureoption"`
 	}
 	level int
 )
@@ -458,7 +463,8 @@ type (
 		Zero    time.Time         `json:"zero,omitzero" share:"*"`
 		Counts  map[uint16]string `json:"counts" share:"*"`
 		Default string            `share:"*"` // Go name as the member name
-		Bad     string            `json:"bad\"name" share:"*"`
+		//lint:ignore SA5008 a malformed json tag is what this case tests
+		Bad string `json:"bad\"name" share:"*"`
 	}
 )
 

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -240,5 +239,3 @@ func get(t testing.TB, rt http.RoundTripper, url string) (*http.Response, error)
 	}
 	return (&http.Client{Transport: rt}).Do(req)
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
