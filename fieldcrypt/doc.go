@@ -73,4 +73,13 @@
 // Strictness has a cost in evolution: a recipient refuses members it does
 // not know, so a sender must not share a new field with a recipient before
 // the recipient's type has it.
+//
+// # Logging
+//
+// This package adds no methods to your types, so fmt and log/slog print a
+// tagged value whole, sensitive fields included. Log [Redact](v) instead:
+// with every fmt verb, String, slog (LogValue) and encoding/json it shows
+// only the fields shared with some service in the clear; sensitive fields,
+// and fields shared with no service (which no tag can mark sensitive), read
+// [RedactedText].
 package fieldcrypt
