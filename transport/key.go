@@ -42,7 +42,9 @@ func NewKey(id string, secret []byte) (Key, error) {
 		return Key{}, fmt.Errorf("transport: key id not 1..64 bytes of [A-Za-z0-9._:-]: %w", ErrInvalidKey)
 	}
 	if len(secret) < MinKeyBytes {
-		return Key{}, fmt.Errorf("transport: key %q: %d bytes: %w", id, len(secret), ErrKeyTooShort)
+		// The id is left out: a secret pasted into the id field must not be
+		// echoed by the error that its short "secret" causes.
+		return Key{}, fmt.Errorf("transport: key secret is %d bytes, at least %d required: %w", len(secret), MinKeyBytes, ErrKeyTooShort)
 	}
 	s := &keyState{id: id, secret: append([]byte(nil), secret...)}
 	s.macs.New = func() any { return hmac.New(sha256.New, s.secret) }

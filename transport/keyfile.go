@@ -99,25 +99,25 @@ func ParseKeyFile(data []byte) ([]KeyEntry, error) {
 		case it.Secret == nil && it.SecretBase64 != nil:
 			b, err := base64.StdEncoding.Strict().DecodeString(*it.SecretBase64)
 			if err != nil {
-				return nil, fmt.Errorf("transport: key file: keys[%d] (%s, %q): secret_base64 is not standard base64: %w",
-					i, it.Caller, it.ID, ErrInvalidConfig)
+				return nil, fmt.Errorf("transport: key file: keys[%d] (caller %q): secret_base64 is not standard base64: %w",
+					i, it.Caller, ErrInvalidConfig)
 			}
 			secret = b
 		default:
-			return nil, fmt.Errorf("transport: key file: keys[%d] (%s, %q): exactly one of secret and secret_base64: %w",
-				i, it.Caller, it.ID, ErrInvalidConfig)
+			return nil, fmt.Errorf("transport: key file: keys[%d] (caller %q): exactly one of secret and secret_base64: %w",
+				i, it.Caller, ErrInvalidConfig)
 		}
 		k, err := NewKey(it.ID, secret)
 		if err != nil {
-			return nil, fmt.Errorf("transport: key file: keys[%d] (%s): %w", i, it.Caller, err)
+			return nil, fmt.Errorf("transport: key file: keys[%d] (caller %q): %w", i, it.Caller, err)
 		}
 		e := KeyEntry{Caller: it.Caller, Target: it.Target, Key: k, Retired: it.Retired}
 		if err := e.check(); err != nil {
 			return nil, fmt.Errorf("transport: key file: keys[%d]: %w", i, err)
 		}
 		if seen[id{it.Caller, it.Target, it.ID}] {
-			return nil, fmt.Errorf("transport: key file: keys[%d]: duplicate (%s, %s, %q): %w",
-				i, it.Caller, it.Target, it.ID, ErrInvalidConfig)
+			return nil, fmt.Errorf("transport: key file: keys[%d] (caller %q, target %q): same id as an earlier entry: %w",
+				i, it.Caller, it.Target, ErrInvalidConfig)
 		}
 		seen[id{it.Caller, it.Target, it.ID}] = true
 		out = append(out, e)

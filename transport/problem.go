@@ -145,14 +145,32 @@ func ParseProblem(resp *http.Response) (*Problem, error) {
 	if p.Status == 0 {
 		p.Status = resp.StatusCode
 	}
-	if ra := strings.TrimSpace(resp.Header.Get("Retry-After")); ra != "" {
-		if s, err := strconv.ParseInt(ra, 10, 32); err == nil && s >= 0 {
-			p.RetryAfter = time.Duration(s) * time.Second
-		} else if t, err := http.ParseTime(ra); err == nil {
-			if d := time.Until(t); d > 0 {
-				p.RetryAfter = d
-			}
-		}
+	if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		p.RetryAfter = d
 	}
 	return &p, nil
+}
+
+// ParseRetryAfter reads a Retry-After field value (RFC 9110 section 10.2.3):
+// delay-seconds (digits only, no sign, at most 2^32-1) or an HTTP-date,
+// measured from now and never negative. ok is false for an empty or invalid
+// value. The client and [ParseProblem] share it, so both read one header the
+// same way.
+func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if v[0] >= '0' && v[0] <= '9' {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return 0, false
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(0, t.Sub(now)), true
 }

@@ -471,17 +471,7 @@ func pastDeadline(ctx context.Context, d time.Duration) bool {
 // parseRetryAfter reads a Retry-After value in either form (RFC 9110
 // §10.2.3): delay-seconds or an HTTP-date. A date in the past means 0.
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(n) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(0, t.Sub(now)), true
+	return transport.ParseRetryAfter(v, now)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
