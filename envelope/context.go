@@ -51,9 +51,10 @@ func detAD(dst []byte, typ string, schemaPath []byte) []byte {
 
 // envelopeAD returns LP("xsvc/v1/envelope") || LP(hdr) || LP(data) together
 // with the sub-slices of it that hold hdr and data, so one copy of the input
-// serves both as the authenticated bytes and as the associated data.
-func envelopeAD(hdr, data []byte) (ad, hdrCopy, dataCopy []byte) {
-	ad = make([]byte, 0, 12+len(labelEnvelope)+len(hdr)+len(data))
+// serves both as the authenticated bytes and as the associated data. extra
+// bytes of capacity are left after it, for the caller's use.
+func envelopeAD(hdr, data []byte, extra int) (ad, hdrCopy, dataCopy []byte) {
+	ad = make([]byte, 0, 12+len(labelEnvelope)+len(hdr)+len(data)+extra)
 	ad = appendLP(ad, labelEnvelope)
 	ad = appendLP(ad, hdr)
 	h := len(ad) - len(hdr)
@@ -62,11 +63,21 @@ func envelopeAD(hdr, data []byte) (ad, hdrCopy, dataCopy []byte) {
 	return ad, ad[h : h+len(hdr) : h+len(hdr)], ad[d:len(ad):len(ad)]
 }
 
+// fieldADPrefixLen is len(fieldADPrefix(h)).
+func fieldADPrefixLen(h *Header) int {
+	return 20 + len(labelField) + len(h.ID) + len(h.Sender) + len(h.Recipient) + len(h.Type)
+}
+
 // cacheKey names an unwrapped data key by everything that went into
 // unwrapping it: (alg, kid, snd, rcp, wk). A hash keeps the map key small and
 // fixed-size whatever the length of wk.
 func cacheKey(k *KeyInfo, snd, rcp string) [sha256.Size]byte {
-	b := make([]byte, 0, 20+len(k.Alg)+len(k.KeyID)+len(snd)+len(rcp)+len(k.Wrapped))
+	n := 20 + len(k.Alg) + len(k.KeyID) + len(snd) + len(rcp) + len(k.Wrapped)
+	var stack [256]byte
+	b := stack[:0]
+	if n > len(stack) {
+		b = make([]byte, 0, n)
+	}
 	b = appendLP(b, k.Alg)
 	b = appendLP(b, k.KeyID)
 	b = appendLP(b, snd)
@@ -83,10 +94,16 @@ func validPointer(p []byte) bool {
 	if len(p) == 0 || p[0] != '/' {
 		return false
 	}
+	ascii := true
 	for i := 0; i < len(p); i++ {
-		if p[i] == '~' && (i+1 == len(p) || (p[i+1] != '0' && p[i+1] != '1')) {
-			return false
+		switch c := p[i]; {
+		case c == '~':
+			if i+1 == len(p) || (p[i+1] != '0' && p[i+1] != '1') {
+				return false
+			}
+		case c >= utf8.RuneSelf:
+			ascii = false
 		}
 	}
-	return utf8.Valid(p)
+	return ascii || utf8.Valid(p)
 }

@@ -59,6 +59,13 @@ type Envelope struct {
 	Tag       []byte // decoded "tag", 28 bytes
 }
 
+// parsed is an Envelope with room for its tag, so that opening one costs
+// one allocation less.
+type parsed struct {
+	Envelope
+	tag [tagSize]byte
+}
+
 // Parse reads an envelope of at most [DefaultMaxSize] bytes. It is strict:
 // unknown or duplicate members, a missing member, anything after the object,
 // invalid UTF-8, non-canonical base64url and an unsupported version are all
@@ -98,13 +105,31 @@ func appendEnvelope(dst, hdr, data, tag []byte) []byte {
 
 // parse is Parse without the copies: RawHeader and Data alias b.
 func parse(b []byte, maxSize int) (*Envelope, error) {
+	e := new(Envelope)
+	if err := parseInto(e, nil, b, maxSize); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// parseInto is parse into *e. The tag is decoded into tag when it is not
+// nil.
+func parseInto(e *Envelope, tag *[tagSize]byte, b []byte, maxSize int) error {
 	if len(b) > maxSize {
-		return nil, parseErr("envelope too large")
+		return parseErr("envelope too large")
 	}
 	if !utf8.Valid(b) {
-		return nil, parseErr("invalid UTF-8")
+		return parseErr("invalid UTF-8")
 	}
-	e := new(Envelope)
+	if parseCanonical(e, tag, b) {
+		return nil
+	}
+	return parseGeneral(e, tag, b)
+}
+
+// parseGeneral is parseInto's parser for any layout, once b is known to be
+// valid UTF-8 of an acceptable size.
+func parseGeneral(e *Envelope, tag *[tagSize]byte, b []byte) error {
 	s := &scanner{b: b}
 	s.ws()
 	var haveHdr, haveData, haveTag bool
@@ -121,12 +146,18 @@ func parse(b []byte, maxSize int) (*Envelope, error) {
 				return parseErr("data is not an object")
 			}
 			start := s.i
-			if err := s.value(1); err != nil {
-				return err
+			if end, ok := skipValue(b, s.i, 1); ok {
+				s.i = end
+			} else if err := s.value(1); err != nil {
+				return err // why it is refused
 			}
 			e.Data, haveData = b[start:s.i:s.i], true
 		case "tag":
-			tag, err := s.b64()
+			var dst []byte
+			if tag != nil {
+				dst = tag[:0]
+			}
+			tag, err := s.b64To(dst)
 			if err != nil {
 				return err
 			}
@@ -140,16 +171,143 @@ func parse(b []byte, maxSize int) (*Envelope, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !haveHdr || !haveData || !haveTag {
-		return nil, parseErr("missing member")
+		return parseErr("missing member")
 	}
 	s.ws()
 	if !s.eof() {
-		return nil, parseErr("trailing data after the envelope")
+		return parseErr("trailing data after the envelope")
 	}
-	return e, nil
+	return nil
+}
+
+// Canonical form of an envelope, around its values (sections 4.1, 5.3).
+const (
+	canonHdr  = `{"hdr":`
+	canonID   = `{"v":1,"id":"`
+	canonSnd  = `","snd":"`
+	canonRcp  = `","rcp":"`
+	canonTyp  = `","typ":"`
+	canonIat  = `","iat":"`
+	canonAlg  = `","key":{"alg":"`
+	canonKid  = `","kid":"`
+	canonWk   = `","wk":"`
+	canonData = `,"data":`
+	canonTag  = `,"tag":"`
+	canonEnd  = `"}`
+)
+
+// parseCanonical reads an envelope in the canonical form a sealer writes,
+// with no escape in any header string: what parseGeneral makes of such an
+// input, checked the same way, without its member-by-member walk, and with
+// the header's strings sharing one allocation. For anything else it reports
+// false and leaves e as it was, for parseGeneral to judge.
+func parseCanonical(e *Envelope, tag *[tagSize]byte, b []byte) bool {
+	i := 0
+	lit := func(l string) bool {
+		if len(b)-i < len(l) || string(b[i:i+len(l)]) != l {
+			return false
+		}
+		i += len(l)
+		return true
+	}
+	// str reads a string body without escapes up to its closing quote,
+	// which it leaves.
+	str := func() (int, int, bool) {
+		j := plainRun(b, i)
+		if j >= len(b) || b[j] != '"' {
+			return 0, 0, false
+		}
+		lo := i
+		i = j
+		return lo, j, true
+	}
+	var v [8][2]int // id, snd, rcp, typ, iat, alg, kid, wk
+	if !lit(canonHdr) {
+		return false
+	}
+	hdrStart := i
+	for k, l := range [...]string{canonID, canonSnd, canonRcp, canonTyp, canonIat, canonAlg, canonKid, canonWk} {
+		var ok bool
+		if !lit(l) {
+			return false
+		}
+		if v[k][0], v[k][1], ok = str(); !ok {
+			return false
+		}
+	}
+	if !lit(`"}}`) {
+		return false
+	}
+	hdrEnd := i
+	if !lit(canonData) || i >= len(b) || b[i] != '{' {
+		return false
+	}
+	dataStart := i
+	dataEnd, ok := skipValue(b, i, 1)
+	if !ok {
+		return false
+	}
+	i = dataEnd
+	if !lit(canonTag) {
+		return false
+	}
+	tagLo, tagHi, ok := str()
+	if !ok || !lit(canonEnd) || i != len(b) {
+		return false
+	}
+	for _, c := range b[tagLo:tagHi] {
+		if !isB64URL(c) {
+			return false
+		}
+	}
+	for _, c := range b[v[7][0]:v[7][1]] {
+		if !isB64URL(c) {
+			return false
+		}
+	}
+	var dst []byte
+	if tag != nil {
+		dst = tag[:0]
+	}
+	t, err := base64.RawURLEncoding.Strict().AppendDecode(dst, b[tagLo:tagHi])
+	if err != nil || len(t) != tagSize {
+		return false
+	}
+	wk, err := base64.RawURLEncoding.Strict().AppendDecode(nil, b[v[7][0]:v[7][1]])
+	if err != nil || len(wk) == 0 {
+		return false
+	}
+	if v[4][1]-v[4][0] != len(iatLayout) {
+		return false
+	}
+	iat, ok := parseIssuedAtFast(b[v[4][0]:v[4][1]])
+	if !ok {
+		return false
+	}
+	hs := string(b[hdrStart:hdrEnd]) // one copy for all the header's strings
+	sub := func(k int) string { return hs[v[k][0]-hdrStart : v[k][1]-hdrStart] }
+	var h Header
+	h.ID, h.Sender, h.Recipient, h.Type, h.Key.KeyID = sub(0), sub(1), sub(2), sub(3), sub(6)
+	switch string(b[v[5][0]:v[5][1]]) {
+	case AlgHPKE:
+		h.Key.Alg = AlgHPKE
+	case AlgAEAD:
+		h.Key.Alg = AlgAEAD
+	default:
+		return false
+	}
+	if !validUUIDv7(h.ID) || !names.Valid(h.Sender) || !names.Valid(h.Recipient) || !validType(h.Type) || !validKeyID(h.Key.KeyID) {
+		return false
+	}
+	h.IssuedAt, h.Key.Wrapped = iat, wk
+	e.Header = h
+	e.RawHeader = b[hdrStart:hdrEnd:hdrEnd]
+	e.Data = b[dataStart:dataEnd:dataEnd]
+	e.Tag = t
+	return true
 }
 
 // parseHeader reads the "hdr" object at s. All members are required, in any
@@ -206,6 +364,10 @@ func parseHeader(s *scanner, h *Header) error {
 			}
 		case "iat":
 			seen |= fIat
+			if raw, ok := s.plainStr(); ok {
+				h.IssuedAt, err = parseIssuedAtBytes(raw)
+				break
+			}
 			var v string
 			if v, err = s.str(); err == nil {
 				h.IssuedAt, err = parseIssuedAt(v)
@@ -272,7 +434,10 @@ func parseKeyInfo(s *scanner, k *KeyInfo) error {
 
 // b64 reads a JSON string holding strict base64url without padding. The
 // alphabet is checked first because encoding/base64 skips '\r' and '\n'.
-func (s *scanner) b64() ([]byte, error) {
+func (s *scanner) b64() ([]byte, error) { return s.b64To(nil) }
+
+// b64To is b64 appending to dst.
+func (s *scanner) b64To(dst []byte) ([]byte, error) {
 	if s.next() != '"' {
 		return nil, parseErr("expected a string")
 	}
@@ -284,7 +449,7 @@ func (s *scanner) b64() ([]byte, error) {
 	if end >= len(s.b) || s.b[end] != '"' {
 		return nil, parseErr("invalid base64url")
 	}
-	out, err := base64.RawURLEncoding.Strict().AppendDecode(nil, s.b[start:end])
+	out, err := base64.RawURLEncoding.Strict().AppendDecode(dst, s.b[start:end])
 	if err != nil {
 		return nil, parseErr("invalid base64url")
 	}
@@ -292,9 +457,14 @@ func (s *scanner) b64() ([]byte, error) {
 	return out, nil
 }
 
-func isB64URL(c byte) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-}
+func isB64URL(c byte) bool { return b64URLByte[c] }
+
+var b64URLByte = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+	}
+	return t
+}()
 
 // appendHeader writes the canonical "hdr" object: members in spec order, no
 // whitespace, '"' and '\' in typ escaped as \" and \\ (the only characters
@@ -307,14 +477,9 @@ func appendHeader(dst []byte, h *Header) []byte {
 	dst = append(dst, `","rcp":"`...)
 	dst = append(dst, h.Recipient...)
 	dst = append(dst, `","typ":"`...)
-	for i := 0; i < len(h.Type); i++ {
-		if c := h.Type[i]; c == '"' || c == '\\' {
-			dst = append(dst, '\\')
-		}
-		dst = append(dst, h.Type[i])
-	}
+	dst = appendType(dst, h.Type)
 	dst = append(dst, `","iat":"`...)
-	dst = h.IssuedAt.UTC().AppendFormat(dst, iatLayout)
+	dst = appendIssuedAt(dst, h.IssuedAt)
 	dst = append(dst, `","key":{"alg":"`...)
 	dst = append(dst, h.Key.Alg...)
 	dst = append(dst, `","kid":"`...)
@@ -322,6 +487,38 @@ func appendHeader(dst []byte, h *Header) []byte {
 	dst = append(dst, `","wk":"`...)
 	dst = base64.RawURLEncoding.AppendEncode(dst, h.Key.Wrapped)
 	return append(dst, `"}}`...)
+}
+
+// appendType writes a type name as the header's typ string body: '"' and
+// '\' escaped, nothing else.
+func appendType(dst []byte, typ string) []byte {
+	for i := 0; i < len(typ); i++ {
+		if c := typ[i]; c == '"' || c == '\\' {
+			dst = append(dst, '\\')
+		}
+		dst = append(dst, typ[i])
+	}
+	return dst
+}
+
+// appendIssuedAt writes t in UTC as YYYY-MM-DDTHH:MM:SS.mmmZ: the bytes of
+// t.UTC().AppendFormat(dst, iatLayout), without the layout interpreter.
+func appendIssuedAt(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(dst, iatLayout)
+	}
+	h, mi, s := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	return append(dst,
+		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+int(mo)/10), byte('0'+int(mo)%10), '-',
+		byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+h/10), byte('0'+h%10), ':',
+		byte('0'+mi/10), byte('0'+mi%10), ':',
+		byte('0'+s/10), byte('0'+s%10), '.',
+		byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }
 
 // validUUIDv7 accepts only the canonical lowercase 8-4-4-4-12 form with
@@ -374,16 +571,69 @@ func validKeyID(s string) bool {
 
 // parseIssuedAt accepts exactly YYYY-MM-DDTHH:MM:SS.mmmZ: the layout fixes
 // every digit, time.Parse range-checks each part, and the length check
-// refuses anything after the Z.
+// refuses anything after the Z. The canonical form (digits and separators
+// in place, every part in range) is read directly; anything else goes to
+// time.Parse, which decides as before.
 func parseIssuedAt(v string) (time.Time, error) {
 	if len(v) != len(iatLayout) {
 		return time.Time{}, parseErr("iat is not RFC 3339 UTC with milliseconds")
 	}
+	if t, ok := parseIssuedAtFast(v); ok {
+		return t, nil
+	}
+	return parseIssuedAtSlow(v)
+}
+
+// parseIssuedAtBytes is parseIssuedAt of string(v), without the copy when
+// v is canonical.
+func parseIssuedAtBytes(v []byte) (time.Time, error) {
+	if len(v) != len(iatLayout) {
+		return time.Time{}, parseErr("iat is not RFC 3339 UTC with milliseconds")
+	}
+	if t, ok := parseIssuedAtFast(v); ok {
+		return t, nil
+	}
+	return parseIssuedAtSlow(string(v))
+}
+
+func parseIssuedAtSlow(v string) (time.Time, error) {
 	t, err := time.Parse(iatLayout, v)
 	if err != nil {
 		return time.Time{}, parseErr("iat is not RFC 3339 UTC with milliseconds")
 	}
 	return t.UTC(), nil
+}
+
+// parseIssuedAtFast reads a 24-byte iat whose every digit is a digit, whose
+// separators are in place and whose parts are in range; it reports false for
+// anything else.
+func parseIssuedAtFast[S string | []byte](v S) (time.Time, bool) {
+	if v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' || v[19] != '.' || v[23] != 'Z' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) int {
+		x := 0
+		for _, c := range []byte(v[i : i+n]) {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			x = x*10 + int(c-'0')
+		}
+		return x
+	}
+	y, mo, d := num(0, 4), num(5, 2), num(8, 2)
+	h, mi, s, ms := num(11, 2), num(14, 2), num(17, 2), num(20, 3)
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59 || ms < 0 {
+		return time.Time{}, false
+	}
+	days := [...]int{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[mo-1]
+	if mo == 2 && y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+		days = 29
+	}
+	if d > days {
+		return time.Time{}, false
+	}
+	return time.Date(y, time.Month(mo), d, h, mi, s, ms*1e6, time.UTC), true
 }
 
 // formatTinkKeyID and parseTinkKeyID convert a Tink key id to and from its

@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -102,10 +101,11 @@ func (o *Opener) Open(envelope []byte) (*Opened, error) {
 	if o == nil || o.id == nil {
 		return nil, errNotConstructed
 	}
-	e, err := parse(envelope, o.maxSize)
-	if err != nil {
+	p := new(parsed)
+	if err := parseInto(&p.Envelope, &p.tag, envelope, o.maxSize); err != nil {
 		return nil, err
 	}
+	e := &p.Envelope
 	h := &e.Header
 	if h.Recipient != o.self {
 		return nil, ErrCannotOpen
@@ -120,13 +120,20 @@ func (o *Opener) Open(envelope []byte) (*Opened, error) {
 		return nil, err
 	}
 	// Copy before verifying, so the bytes returned are the bytes verified
-	// even if the caller reuses its buffer.
-	ad, _, data := envelopeAD(e.RawHeader, e.Data)
+	// even if the caller reuses its buffer. The random fields' AD prefix
+	// goes in the same allocation, after the copy.
+	ad, _, data := envelopeAD(e.RawHeader, e.Data, fieldADPrefixLen(h))
 	pt, err := a.Decrypt(e.Tag, ad)
 	if err != nil || len(pt) != 0 {
 		return nil, ErrCannotOpen
 	}
-	return &Opened{Header: *h, Data: data, aead: a, fieldAD: fieldADPrefix(h), det: o.det}, nil
+	fieldAD := ad[len(ad):] // spare capacity after the data copy, reserved by envelopeAD
+	fieldAD = appendLP(fieldAD, labelField)
+	fieldAD = appendLP(fieldAD, h.ID)
+	fieldAD = appendLP(fieldAD, h.Sender)
+	fieldAD = appendLP(fieldAD, h.Recipient)
+	fieldAD = appendLP(fieldAD, h.Type)
+	return &Opened{Header: *h, Data: data, aead: a, fieldAD: fieldAD[:len(fieldAD):len(fieldAD)], det: o.det}, nil
 }
 
 // dataKey returns the AEAD of the message's data key, from the cache or by
@@ -196,7 +203,7 @@ func (m *Opened) OpenField(marker []byte, mode Mode, path, schemaPath []byte) ([
 			return nil, err
 		}
 	}
-	if !json.Valid(pt) {
+	if !validJSON(pt) {
 		return nil, ErrCannotOpen
 	}
 	return pt, nil

@@ -1,6 +1,9 @@
 package envelope
 
 import (
+	"encoding/binary"
+	"encoding/json"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -72,6 +75,25 @@ func (s *scanner) str() (string, error) {
 		s.i++
 	}
 	return "", parseErr("unterminated string")
+}
+
+// plainStr reads a JSON string without escapes or control characters and
+// returns its bytes (aliasing the input); on anything else it reports false
+// and consumes nothing, for str to judge.
+func (s *scanner) plainStr() ([]byte, bool) {
+	if s.next() != '"' {
+		return nil, false
+	}
+	i := s.i + 1
+	for i < len(s.b) && plainStringByte[s.b[i]] {
+		i++
+	}
+	if i >= len(s.b) || s.b[i] != '"' {
+		return nil, false
+	}
+	v := s.b[s.i+1 : i]
+	s.i = i + 1
+	return v, true
 }
 
 func (s *scanner) strSlow(start int) (string, error) {
@@ -164,14 +186,23 @@ func (s *scanner) skipString() error {
 	}
 	s.i++
 	for s.i < len(s.b) {
-		c := s.b[s.i]
+		// Runs of plain bytes first: they are nearly all of a string.
+		i, b := s.i, s.b
+		for i < len(b) && plainStringByte[b[i]] {
+			i++
+		}
+		s.i = i
+		if i >= len(b) {
+			break
+		}
+		c := b[i]
 		switch {
 		case c == '"':
 			s.i++
 			return nil
 		case c < 0x20:
 			return parseErr("control character in string")
-		case c == '\\':
+		default: // '\\'
 			if s.i+1 >= len(s.b) {
 				return parseErr("unterminated string")
 			}
@@ -186,8 +217,6 @@ func (s *scanner) skipString() error {
 			default:
 				return parseErr("invalid escape")
 			}
-		default:
-			s.i++
 		}
 	}
 	return parseErr("unterminated string")
@@ -414,4 +443,298 @@ func intern(b []byte) string {
 		return AlgAEAD
 	}
 	return string(b)
+}
+
+// validJSON is json.Valid (one JSON value, whitespace around it allowed,
+// bytes of strings not checked for UTF-8), with a fast path for the values
+// sensitive fields hold most: a string without escapes, a number, true,
+// false and null, written without whitespace. Everything else goes to
+// json.Valid, so the answer is always json.Valid's.
+func validJSON(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	switch c := b[0]; {
+	case c == '"':
+		if len(b) >= 2 && b[len(b)-1] == '"' {
+			i := 1
+			for i < len(b)-1 && plainStringByte[b[i]] {
+				i++
+			}
+			if i == len(b)-1 {
+				return true
+			}
+		}
+	case c == '-' || c >= '0' && c <= '9':
+		s := scanner{b: b}
+		if _, err := s.number(); err == nil && s.eof() {
+			return true
+		}
+	case string(b) == "true" || string(b) == "false" || string(b) == "null":
+		return true
+	}
+	return json.Valid(b)
+}
+
+// plainStringByte[c]: c may appear as it is inside a JSON string (at least
+// 0x20, not '"', not '\\'). Bytes from 0x80 are accepted, as json.Valid
+// and the scanner accept them; UTF-8 is checked separately where required.
+var plainStringByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// skipValue is s.value(depth) for the common case of valid input, without
+// recursion or a call per token: it returns the end of the value starting
+// at b[i] and true, or false for input s.value refuses (which then says
+// why). It accepts exactly what s.value accepts: the same grammar, the same
+// nesting limit (the value itself at level depth).
+func skipValue(b []byte, i, depth int) (int, bool) {
+	var objects [(maxDepth + 63) / 64]uint64 // bit n: the container at level n is an object
+	open := 0                                // containers open
+	member := false                          // a member name starts at b[i], not a value
+	for {
+		if member {
+			i = plainRun(b, i+1) // after the opening quote, checked by the caller
+			if i >= len(b) || b[i] != '"' {
+				var ok bool
+				if i, ok = skipStringFast(b, i-1); !ok { // escapes: from where it started
+					return 0, false
+				}
+			} else {
+				i++
+			}
+			for i < len(b) && isWS(b[i]) {
+				i++
+			}
+			if i >= len(b) || b[i] != ':' {
+				return 0, false
+			}
+			i++
+			for i < len(b) && isWS(b[i]) {
+				i++
+			}
+			member = false
+		}
+		// A value starts at b[i].
+		if i >= len(b) {
+			return 0, false
+		}
+		switch c := b[i]; c {
+		case '{', '[':
+			if depth+open > maxDepth {
+				return 0, false
+			}
+			if c == '{' && len(b)-i > len(randomMarker) && b[i+2] == '$' {
+				// A marker in its canonical form is one string after a
+				// fixed opening: no need to walk it token by token.
+				if end, ok := skipMarker(b, i); ok {
+					i = end
+					break
+				}
+			}
+			if c == '{' {
+				objects[open>>6] |= 1 << (open & 63)
+			} else {
+				objects[open>>6] &^= 1 << (open & 63)
+			}
+			open++
+			i++
+			for i < len(b) && isWS(b[i]) {
+				i++
+			}
+			if i < len(b) && b[i] == c+2 { // '{'+2 is '}', '['+2 is ']'
+				i++
+				open--
+				break
+			}
+			if c == '{' {
+				if i >= len(b) || b[i] != '"' {
+					return 0, false
+				}
+				member = true
+			}
+			continue
+		case '"':
+			j := plainRun(b, i+1)
+			if j < len(b) && b[j] == '"' {
+				i = j + 1
+				break
+			}
+			var ok bool
+			if i, ok = skipStringFast(b, i); !ok {
+				return 0, false
+			}
+		case 't', 'n':
+			if len(b)-i < 4 || string(b[i:i+4]) != "true" && string(b[i:i+4]) != "null" {
+				return 0, false
+			}
+			i += 4
+		case 'f':
+			if len(b)-i < 5 || string(b[i:i+5]) != "false" {
+				return 0, false
+			}
+			i += 5
+		default:
+			var ok bool
+			if i, ok = skipNumber(b, i); !ok {
+				return 0, false
+			}
+		}
+		// A value ended before b[i]: close what it ends, then what follows.
+		for {
+			if open == 0 {
+				return i, true
+			}
+			for i < len(b) && isWS(b[i]) {
+				i++
+			}
+			if i >= len(b) {
+				return 0, false
+			}
+			obj := objects[(open-1)>>6]&(1<<((open-1)&63)) != 0
+			c := b[i]
+			if c == '}' && obj || c == ']' && !obj {
+				i++
+				open--
+				continue
+			}
+			if c != ',' {
+				return 0, false
+			}
+			i++
+			for i < len(b) && isWS(b[i]) {
+				i++
+			}
+			if obj {
+				if i >= len(b) || b[i] != '"' {
+					return 0, false
+				}
+				member = true
+			}
+			break
+		}
+	}
+}
+
+// skipMarker reads a marker object at b[i] in the form appendMarker writes,
+// {"$enc":"random","ct":"…"} or {"$enc":"deterministic","ct":"…"}, with a
+// ct free of escapes and control characters, and returns its end. Anything
+// else is left to the general walk.
+func skipMarker(b []byte, i int) (int, bool) {
+	for _, open := range [...]string{randomMarker, deterministicMarker} {
+		if len(b)-i > len(open) && string(b[i:i+len(open)]) == open {
+			j := plainRun(b, i+len(open))
+			if j+1 < len(b) && b[j] == '"' && b[j+1] == '}' {
+				return j + 2, true
+			}
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// skipNumber reads an RFC 8259 number at b[i], as scanner.number does.
+func skipNumber(b []byte, i int) (int, bool) {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i++; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		}
+	default:
+		return 0, false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return 0, false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return 0, false
+		}
+	}
+	return i, true
+}
+
+func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// plainRun returns the index of the first byte from b[i] on that cannot
+// stand as it is in a JSON string (a quote, a backslash or a control
+// character), or len(b). Eight bytes at a time while there are eight.
+func plainRun(b []byte, i int) int {
+	for i+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[i:])
+		const ones, highs = 0x0101010101010101, 0x8080808080808080
+		q, bs := x^(ones*'"'), x^(ones*'\\')
+		// The classic "has less" and "has zero" tests: the lowest high bit
+		// set marks the first byte below 0x20, '"' or '\\' (a borrow only
+		// ever reaches the bytes above it); bytes from 0x80 are never
+		// marked.
+		if m := ((x-ones*0x20)&^x | (q-ones)&^q | (bs-ones)&^bs) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	for i < len(b) && plainStringByte[b[i]] {
+		i++
+	}
+	return i
+}
+
+// skipStringFast is skipString over b from i (a '"'): the index after the
+// closing quote, or false.
+func skipStringFast(b []byte, i int) (int, bool) {
+	i++
+	for {
+		i = plainRun(b, i)
+		if i >= len(b) {
+			return 0, false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20:
+			return 0, false
+		}
+		// A backslash.
+		if i+1 >= len(b) {
+			return 0, false
+		}
+		switch b[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			if i+6 > len(b) {
+				return 0, false
+			}
+			for _, h := range b[i+2 : i+6] {
+				if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+					return 0, false
+				}
+			}
+			i += 6
+		default:
+			return 0, false
+		}
+	}
 }

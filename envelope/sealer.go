@@ -2,7 +2,7 @@ package envelope
 
 import (
 	"crypto/rand"
-	"encoding/json"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"github.com/tink-crypto/tink-go/v2/aead/subtle"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
@@ -53,10 +52,23 @@ type Sealer struct {
 	reuse    Reuse
 	clock    func() time.Time
 	wrapCtx  []byte
+	hdrNames []byte // `","snd":"SND","rcp":"RCP","typ":"`: the header between id and typ
+	adNames  []byte // LP(snd) || LP(rcp): the field AD between id and typ
 
-	mu   sync.Mutex // guards cur and every read of rand
+	mu   sync.Mutex // guards cur, ids and every read of rand
 	rand io.Reader
+	ids  *idBlock // nil with an injected Rand: ids are then read from it directly
 	cur  *dataKey
+}
+
+// idBlock holds message-id randomness read from crypto/rand sixteen ids at
+// a time, so that a message does not pay for a call into crypto/rand. Ids
+// must be unique, not secret (each is in the clear in its header), so
+// handing out bytes read ahead is safe. Data keys never come from here:
+// each is read from crypto/rand (or the injected Rand) when it is drawn.
+type idBlock struct {
+	b   [16 * 16]byte
+	off int
 }
 
 // dataKey is one data key as the sealer holds it: never the raw bytes, only
@@ -66,6 +78,7 @@ type dataKey struct {
 	info    KeyInfo
 	created time.Time
 	uses    int
+	hdrKey  []byte // `","key":{"alg":"…","kid":"…","wk":"…"}}`: the end of every header under this key
 }
 
 // NewSealer checks cfg and returns a Sealer. Invalid values are errors, never
@@ -95,11 +108,16 @@ func NewSealer(cfg SealerConfig) (*Sealer, error) {
 		clock: cfg.Clock, rand: cfg.Rand,
 		wrapCtx: wrapContext(cfg.Sender, cfg.Recipient),
 	}
+	s.hdrNames = append(append(append(append(s.hdrNames,
+		`","snd":"`...), cfg.Sender...), `","rcp":"`...), cfg.Recipient...)
+	s.hdrNames = append(s.hdrNames, `","typ":"`...)
+	s.adNames = appendLP(appendLP(s.adNames, cfg.Sender), cfg.Recipient)
 	if s.clock == nil {
 		s.clock = time.Now
 	}
 	if s.rand == nil {
 		s.rand = rand.Reader
+		s.ids = &idBlock{off: len(idBlock{}.b)}
 	}
 	if cfg.Deterministic != nil {
 		d, err := newDetKeys(cfg.Deterministic, false)
@@ -126,24 +144,87 @@ func (s *Sealer) Begin(typeName string) (*Message, error) {
 	if y := iat.Year(); y < 1970 || y > 9999 {
 		return nil, errors.New("envelope: clock is outside years 1970..9999")
 	}
-	k, id, err := s.keyAndID(now, iat)
+	k, u, err := s.keyAndUUID(now, iat)
 	if err != nil {
 		return nil, err
 	}
+	// The header and the random fields' AD prefix share one allocation; the
+	// parts that do not change per message come precomputed from the
+	// sealer and the data key. The bytes are exactly appendHeader's.
+	esc := 0
+	for i := 0; i < len(typeName); i++ {
+		if c := typeName[i]; c == '"' || c == '\\' {
+			esc++
+		}
+	}
+	hdrLen := len(hdrStart) + 36 + len(s.hdrNames) + len(typeName) + esc + len(hdrIat) + len(iatLayout) + len(k.hdrKey)
+	adLen := 4 + len(labelField) + 4 + 36 + len(s.adNames) + 4 + len(typeName) + fieldADSpare
+	detLen := 0
+	if s.det != nil {
+		detLen = 4 + len(labelDet) + 4 + len(typeName) + fieldADSpare
+	}
 	m := &Message{
 		hdr: Header{
-			ID: id, Sender: s.snd, Recipient: s.rcp, Type: typeName,
+			Sender: s.snd, Recipient: s.rcp, Type: typeName,
 			IssuedAt: iat, Key: k.info,
 		},
 		aead: k.aead,
 		det:  s.det,
 	}
-	m.rawHdr = appendHeader(make([]byte, 0, 192+len(typeName)+len(k.info.KeyID)+len(k.info.Wrapped)*4/3), &m.hdr)
-	m.fieldAD = fieldADPrefix(&m.hdr)
+	m.buf = hdrPool.Get().(*[]byte)
+	buf := *m.buf
+	if cap(buf) < hdrLen+adLen+detLen {
+		buf = make([]byte, 0, hdrLen+adLen+detLen)
+	}
+	buf = append(buf[:0], hdrStart...)
+	buf = appendUUID(buf, &u)
+	copy(m.id[:], buf[len(buf)-36:])
+	buf = append(buf, s.hdrNames...)
+	buf = appendType(buf, typeName)
+	buf = append(buf, hdrIat...)
+	buf = appendIssuedAt(buf, iat)
+	buf = append(buf, k.hdrKey...)
+	m.rawHdr = buf[:len(buf):len(buf)]
+	// The field AD prefix keeps room after it for the path that completes
+	// it (see AppendField); the deterministic fields' AD is built in the
+	// rest of the buffer.
+	ad := appendLP(buf[len(buf):len(buf):len(buf)+adLen], labelField)
+	ad = appendLP(ad, m.id[:])
+	ad = append(ad, s.adNames...)
+	m.fieldAD = appendLP(ad, typeName)
+	m.scratch = buf[len(buf)+adLen : len(buf)+adLen : cap(buf)]
+	*m.buf = buf
 	return m, nil
 }
 
+// hdrPool recycles the buffers that hold a message's header and field AD
+// prefix from Begin to Finish: public bytes only. Buffers above
+// maxPooledHeader are left to the collector.
+var hdrPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const (
+	maxPooledHeader = 4 << 10
+	fieldADSpare    = 64 // room for LP(path) after the field AD prefix
+)
+
+const (
+	hdrStart = `{"v":1,"id":"`
+	hdrIat   = `","iat":"`
+)
+
+// keyAndID returns the data key for a message issued at iat and its id in
+// canonical form.
 func (s *Sealer) keyAndID(now, iat time.Time) (*dataKey, string, error) {
+	k, u, err := s.keyAndUUID(now, iat)
+	if err != nil {
+		return nil, "", err
+	}
+	return k, string(appendUUID(make([]byte, 0, 36), &u)), nil
+}
+
+// keyAndUUID returns the data key for a message issued at iat (reusing the
+// current one within the Reuse bounds) and the message's UUIDv7.
+func (s *Sealer) keyAndUUID(now, iat time.Time) (*dataKey, [16]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := s.cur
@@ -151,18 +232,18 @@ func (s *Sealer) keyAndID(now, iat time.Time) (*dataKey, string, error) {
 		now.Before(k.created) || now.Sub(k.created) >= s.reuse.MaxAge {
 		var err error
 		if k, err = s.newKey(now); err != nil {
-			return nil, "", err
+			return nil, [16]byte{}, err
 		}
 		if !s.reuse.Disabled {
 			s.cur = k
 		}
 	}
-	id, err := s.newID(iat)
+	u, err := s.newID(iat)
 	if err != nil {
-		return nil, "", err
+		return nil, u, err
 	}
 	k.uses++
-	return k, id, nil
+	return k, u, nil
 }
 
 // newKey draws a data key and wraps it. Called with s.mu held.
@@ -184,41 +265,79 @@ func (s *Sealer) newKey(now time.Time) (*dataKey, error) {
 		return nil, fmt.Errorf("envelope: data key AEAD: %w", err)
 	}
 	info.Wrapped = append([]byte(nil), info.Wrapped...)
-	return &dataKey{aead: a, info: info, created: now}, nil
+	hk := append(make([]byte, 0, 40+len(info.Alg)+len(info.KeyID)+base64.RawURLEncoding.EncodedLen(len(info.Wrapped))),
+		`","key":{"alg":"`...)
+	hk = append(append(hk, info.Alg...), `","kid":"`...)
+	hk = append(append(hk, info.KeyID...), `","wk":"`...)
+	hk = base64.RawURLEncoding.AppendEncode(hk, info.Wrapped)
+	hk = append(hk, `"}}`...)
+	return &dataKey{aead: a, info: info, created: now, hdrKey: hk}, nil
 }
 
 // newID returns a UUIDv7 whose timestamp is iat's and whose 74 random bits
-// come from s.rand, so that both come from the injected clock and reader.
-// Called with s.mu held (a caller's Rand need not be safe for concurrent
-// use).
-func (s *Sealer) newID(iat time.Time) (string, error) {
-	u, err := uuid.NewRandomFromReader(s.rand) // version 4 and RFC 9562 variant set
-	if err != nil {
-		return "", fmt.Errorf("envelope: reading random message id: %w", err)
+// come from crypto/rand (read ahead in blocks, see idBlock) or, when one is
+// injected, from s.rand, read exactly as uuid.NewRandomFromReader reads
+// it, so that both come from the injected clock and reader. Called with
+// s.mu held (a caller's Rand need not be safe for concurrent use).
+func (s *Sealer) newID(iat time.Time) ([16]byte, error) {
+	var u [16]byte
+	if b := s.ids; b != nil {
+		if b.off+len(u) > len(b.b) {
+			if _, err := io.ReadFull(s.rand, b.b[:]); err != nil {
+				return u, fmt.Errorf("envelope: reading random message id: %w", err)
+			}
+			b.off = 0
+		}
+		copy(u[:], b.b[b.off:])
+		b.off += len(u)
+	} else {
+		var r [16]byte // not u: handed to an interface, it lives on the heap
+		if _, err := io.ReadFull(s.rand, r[:]); err != nil {
+			return u, fmt.Errorf("envelope: reading random message id: %w", err)
+		}
+		u = r
 	}
 	ms := uint64(iat.UnixMilli())
 	u[0], u[1], u[2] = byte(ms>>40), byte(ms>>32), byte(ms>>24)
 	u[3], u[4], u[5] = byte(ms>>16), byte(ms>>8), byte(ms)
-	u[6] = 0x70 | u[6]&0x0f
-	return u.String(), nil
+	u[6] = 0x70 | u[6]&0x0f // version 7
+	u[8] = 0x80 | u[8]&0x3f // RFC 9562 variant
+	return u, nil
+}
+
+// appendUUID appends u in canonical lowercase 8-4-4-4-12 form.
+func appendUUID(dst []byte, u *[16]byte) []byte {
+	const hex = "0123456789abcdef"
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hex[c>>4], hex[c&0xf])
+	}
+	return dst
 }
 
 // Message is one message being sealed: [Sealer.Begin], then
 // [Message.AppendField] for each sensitive value, then [Message.Finish] with
 // the data object. A Message is used by one goroutine.
 type Message struct {
-	hdr      Header
+	hdr      Header // hdr.ID is empty when id holds it
+	id       [36]byte
 	rawHdr   []byte
 	aead     *subtle.AESGCM
 	det      tink.DeterministicAEAD
 	fieldAD  []byte // LP(label) || LP(id) || LP(snd) || LP(rcp) || LP(typ)
 	scratch  []byte
+	buf      *[]byte // pooled storage of rawHdr and fieldAD, returned by Finish
 	finished bool
 }
 
 // Header returns the message's header.
 func (m *Message) Header() Header {
 	h := m.hdr
+	if h.ID == "" {
+		h.ID = string(m.id[:])
+	}
 	h.Key.Wrapped = append([]byte(nil), h.Key.Wrapped...)
 	return h
 }
@@ -239,7 +358,7 @@ func (m *Message) AppendField(dst []byte, mode Mode, path, schemaPath, plaintext
 	if !validPointer(path) || !validPointer(schemaPath) {
 		return dst, errors.New("envelope: field path is not a non-empty JSON Pointer")
 	}
-	if !json.Valid(plaintext) {
+	if !validJSON(plaintext) {
 		// The opener refuses non-JSON plaintext; refusing it here too
 		// keeps a caller's bug from producing an envelope nobody can open.
 		return dst, errors.New("envelope: field plaintext is not a JSON value")
@@ -248,8 +367,10 @@ func (m *Message) AppendField(dst []byte, mode Mode, path, schemaPath, plaintext
 	var err error
 	switch mode {
 	case Random:
-		m.scratch = appendLP(append(m.scratch[:0], m.fieldAD...), path)
-		ct, err = m.aead.Encrypt(plaintext, m.scratch)
+		// Completed in place: the prefix is left as it is, and the room
+		// after it holds each path in turn.
+		ad := appendLP(m.fieldAD, path)
+		ct, err = m.aead.Encrypt(plaintext, ad)
 	case Deterministic:
 		if m.det == nil {
 			return dst, errors.New("envelope: deterministic field without SealerConfig.Deterministic")
@@ -278,22 +399,42 @@ func (m *Message) Finish(data []byte) ([]byte, error) {
 	if !utf8.Valid(data) {
 		return nil, errors.New("envelope: data is not valid UTF-8")
 	}
-	s := &scanner{b: data}
-	if s.next() != '{' {
+	if len(data) == 0 || data[0] != '{' {
 		return nil, errors.New("envelope: data is not a JSON object")
 	}
-	if err := s.value(1); err != nil || !s.eof() {
+	if end, ok := skipValue(data, 0, 1); !ok || end != len(data) {
 		return nil, errors.New("envelope: data is not a JSON object")
 	}
-	ad, _, _ := envelopeAD(m.rawHdr, data)
+	// The associated data is only read by the AEAD: a pooled buffer serves.
+	// It holds the header and data, clear fields and markers, never a
+	// plaintext of a sensitive value.
+	bp := adPool.Get().(*[]byte)
+	ad := appendLP(appendLP(appendLP((*bp)[:0], labelEnvelope), m.rawHdr), data)
 	tag, err := m.aead.Encrypt(nil, ad)
+	if cap(ad) <= maxPooledAD {
+		*bp = ad[:0]
+		adPool.Put(bp)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("envelope: computing tag: %w", err)
 	}
 	m.finished = true
 	out := make([]byte, 0, len(m.rawHdr)+len(data)+len(`{"hdr":,"data":,"tag":""}`)+38)
-	return appendEnvelope(out, m.rawHdr, data, tag), nil
+	out = appendEnvelope(out, m.rawHdr, data, tag)
+	if m.buf != nil {
+		if cap(*m.buf) <= maxPooledHeader {
+			hdrPool.Put(m.buf)
+		}
+		m.buf, m.rawHdr, m.fieldAD, m.scratch = nil, nil, nil, nil
+	}
+	return out, nil
 }
+
+// adPool recycles the buffers Finish builds the tag's associated data in;
+// buffers above maxPooledAD are left to the collector.
+var adPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledAD = 64 << 10
 
 // String describes the sealer without key material.
 func (s *Sealer) String() string {

@@ -89,8 +89,60 @@ type Codec struct {
 	sealers  map[string]*envelope.Sealer
 	opener   *envelope.Opener
 	validate *validator.Validate
+	builtin  bool // validate is newValidator's: nothing else registered on it
 	maxDepth int
-	filters  sync.Map // *schema.Projection → validator.FilterFunc
+	checks   sync.Map // *schema.Projection → *openCheck
+	types    sync.Map // reflect.Type → *typePlan, for types whose plan builds
+}
+
+// typePlan is what Seal and Open look up for a type on every call, found
+// once per codec and type: the plan, the projections for each recipient
+// and for this service, and how to validate.
+type typePlan struct {
+	plan *schema.Plan
+	to   map[string]sealTo  // by recipient (the keys of Codec.sealers); read-only
+	self *schema.Projection // nil: Project(self) failed, or no opener
+	chk  *openCheck         // how Open validates self
+	val  *valPlan           // nil with a custom validator
+}
+
+type sealTo struct {
+	s    *envelope.Sealer
+	proj *schema.Projection
+	err  error // from plan.Project
+}
+
+// typePlanFor returns t's typePlan, or the error of schema.For, which is
+// not cached here (schema decides when a type's plan exists).
+func (c *Codec) typePlanFor(t reflect.Type) (*typePlan, error) {
+	if v, ok := c.types.Load(t); ok {
+		return v.(*typePlan), nil
+	}
+	plan, err := schema.For(t)
+	if err != nil {
+		return nil, err
+	}
+	tp := &typePlan{plan: plan, to: make(map[string]sealTo, len(c.sealers))}
+	for name, s := range c.sealers {
+		proj, err := plan.Project(name)
+		tp.to[name] = sealTo{s: s, proj: proj, err: err}
+	}
+	if c.builtin {
+		tp.val = valPlanFor(t)
+	}
+	if c.opener != nil {
+		if tp.self, _ = plan.Project(c.self); tp.self != nil { // on error open calls Project again for it
+			tp.chk = c.check(plan, tp.self)
+		}
+	}
+	v, _ := c.types.LoadOrStore(t, tp)
+	return v.(*typePlan), nil
+}
+
+// openCheck is how Open validates a value of one projection, decided once.
+type openCheck struct {
+	skip   bool                 // nothing in the type can fail validation
+	filter validator.FilterFunc // nil: every field (the filter would skip nothing that can fail)
 }
 
 // New checks cfg and returns a Codec. Invalid values are errors, never
@@ -110,7 +162,7 @@ func New(cfg Config) (*Codec, error) {
 	}
 	c := &Codec{self: cfg.Self, sealers: map[string]*envelope.Sealer{}, validate: cfg.Validator, maxDepth: cfg.MaxDepth}
 	if c.validate == nil {
-		c.validate = newValidator()
+		c.validate, c.builtin = newValidator(), true
 	}
 	if c.maxDepth == 0 {
 		c.maxDepth = DefaultMaxDepth
@@ -199,20 +251,31 @@ func (c *Codec) Seal(v any, recipient string) ([]byte, error) {
 		cp.Set(rv)
 		rv = cp
 	}
-	plan, err := schema.For(rv.Type())
+	tp, err := c.typePlanFor(rv.Type())
 	if err != nil {
 		return nil, fmt.Errorf("fieldcrypt: cannot seal: %w", err)
 	}
-	s := c.sealers[recipient]
-	if s == nil {
+	plan := tp.plan
+	to, ok := tp.to[recipient]
+	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownRecipient, truncate(recipient))
 	}
-	proj, err := plan.Project(recipient)
-	if err != nil {
-		return nil, fmt.Errorf("fieldcrypt: %w", err)
+	s, proj := to.s, to.proj
+	if to.err != nil {
+		return nil, fmt.Errorf("fieldcrypt: %w", to.err)
 	}
-	if err := validate(c.validate, rv.Addr().Interface(), nil, false); err != nil {
-		return nil, err
+	// The default validator has nothing to check in a type without
+	// validate tags, nor in its fields without them (valPlan); a custom
+	// one may have (struct-level rules), so it sees everything.
+	var filter validator.FilterFunc
+	run := true
+	if vp := tp.val; vp != nil {
+		run, filter = !vp.free, vp.skips
+	}
+	if run {
+		if err := validate(c.validate, rv.Addr().Interface(), filter, false); err != nil {
+			return nil, err
+		}
 	}
 	msg, err := s.Begin(plan.Name)
 	if err != nil {
@@ -230,11 +293,10 @@ func (c *Codec) Seal(v any, recipient string) ([]byte, error) {
 		e.out = data[:0]
 		bufPool.Put(e)
 	}
-	var ee encodeError
-	switch {
-	case err == nil:
+	if err == nil {
 		return out, nil
-	case errors.As(err, &ee):
+	}
+	if ee := encodeError(""); errors.As(err, &ee) {
 		return nil, err
 	}
 	return nil, fmt.Errorf("fieldcrypt: cannot seal: %w", err)
@@ -278,16 +340,18 @@ func (c *Codec) open(data []byte, dst any, sender string) (envelope.Header, erro
 		return envelope.Header{}, &InvalidValueError{Op: "open", Type: reflect.TypeOf(dst)}
 	}
 	t := rv.Type().Elem()
-	plan, err := schema.For(t)
+	tp, err := c.typePlanFor(t)
 	if err != nil {
 		return envelope.Header{}, fmt.Errorf("fieldcrypt: cannot open into %v: %w", t, err)
 	}
 	if c.opener == nil {
 		return envelope.Header{}, ErrNoIdentity
 	}
-	proj, err := plan.Project(c.self)
-	if err != nil {
-		return envelope.Header{}, fmt.Errorf("fieldcrypt: %w", err)
+	plan, proj := tp.plan, tp.self
+	if proj == nil {
+		if proj, err = plan.Project(c.self); err != nil {
+			return envelope.Header{}, fmt.Errorf("fieldcrypt: %w", err)
+		}
 	}
 	opened, err := c.opener.Open(data)
 	if err != nil {
@@ -319,19 +383,49 @@ func (c *Codec) open(data []byte, dst any, sender string) (envelope.Header, erro
 		}
 		return envelope.Header{}, envelope.ErrCannotOpen
 	}
-	if err := validate(c.validate, fresh.Interface(), c.filter(plan, proj), true); err != nil {
-		return envelope.Header{}, err
+	chk := tp.chk
+	if proj != tp.self {
+		chk = c.check(plan, proj)
+	}
+	if !chk.skip {
+		if err := validate(c.validate, fresh.Interface(), chk.filter, true); err != nil {
+			return envelope.Header{}, err
+		}
 	}
 	rv.Elem().Set(fresh.Elem())
 	return h, nil
 }
 
-func (c *Codec) filter(plan *schema.Plan, proj *schema.Projection) validator.FilterFunc {
-	if f, ok := c.filters.Load(proj); ok {
-		return f.(validator.FilterFunc)
+// check returns how Open validates values of proj: only the fields the
+// recipient received (the filter), unless the default validator is in use
+// and can find nothing to check at all, or nothing outside them.
+func (c *Codec) check(plan *schema.Plan, proj *schema.Projection) *openCheck {
+	if v, ok := c.checks.Load(proj); ok {
+		return v.(*openCheck)
 	}
-	f, _ := c.filters.LoadOrStore(proj, buildFilter(plan.Type.Name(), proj))
-	return f.(validator.FilterFunc)
+	chk := &openCheck{}
+	if !c.builtin {
+		chk.filter = buildFilter(plan.Type.Name(), proj)
+	} else if vp := valPlanFor(plan.Type); vp.free {
+		chk.skip = true
+	} else {
+		// The fields with nothing to check are skipped, and those the
+		// recipient did not receive unless skipping them cannot matter.
+		var recv validator.FilterFunc
+		if filterMatters(plan.Type, buildVnode(proj, map[*schema.Projection]*vnode{}), map[filterVisit]bool{}) {
+			recv = buildFilter(plan.Type.Name(), proj)
+		}
+		switch {
+		case recv != nil && vp.skip != nil:
+			chk.filter = func(ns []byte) bool { return vp.skip.has(ns) || recv(ns) }
+		case recv != nil:
+			chk.filter = recv
+		case vp.skip != nil:
+			chk.filter = vp.skips
+		}
+	}
+	v, _ := c.checks.LoadOrStore(proj, chk)
+	return v.(*openCheck)
 }
 
 func truncate(s string) string {

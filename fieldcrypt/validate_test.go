@@ -3,6 +3,7 @@ package fieldcrypt_test
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -266,5 +267,180 @@ func TestOpenValidationDeep(t *testing.T) {
 		case bad >= 0 && ve.Violations[0].Path != "Deep"+strings.Repeat(".next", bad)+".v":
 			t.Errorf("blocked at depth %d: path %s", bad, ve.Violations[0].Path)
 		}
+	}
+}
+
+// Contact has an e-mail address checked by the default validator, whose
+// e-mail check has a fast path of its own.
+type Contact struct {
+	Email string `json:"email" share:"*" validate:"email"`
+}
+
+// TestDefaultEmailCheck compares the default validator's email check, as
+// Seal applies it, with go-playground/validator's own on plain and odd
+// addresses: the fast path must never accept what the built-in check
+// refuses, nor the other way round.
+func TestDefaultEmailCheck(t *testing.T) {
+	w := newWorld(t)
+	builtin := validator.New()
+	r := rand.New(rand.NewPCG(7, 8))
+	pick := func(set string, n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = set[r.IntN(len(set))]
+		}
+		return string(b)
+	}
+	const (
+		letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		label   = letters + "0123456789-"
+		atext   = label + "!#$%&'*+/=?^_`{|}~"
+		odd     = ".@-\"\\ ()<>[]:;,é\x00\t\r\n"
+	)
+	addrs := []string{"ada@example.com", "a.b-c+d@sub.example.co.uk", "x@y.z", "", "a@b", "a@b.c1", "a@-b.c", "a@b-.c",
+		".a@b.cd", "a.@b.cd", "a..b@c.de", "a@b..cd", "a@b.cd.", `"q"@b.cd`, "a b@c.de", "Name <a@b.cd>", "a@[1.2.3.4]",
+		strings.Repeat("l", 64) + "@b.cd", strings.Repeat("l", 65) + "@b.cd", "a@" + strings.Repeat("d", 63) + ".cd",
+		"a@" + strings.Repeat("d", 64) + ".cd", "a@" + strings.Repeat("d.", 125) + "cd", "a@" + strings.Repeat("d.", 126) + "cd"}
+	for range 1500 {
+		var d []string
+		for range 1 + r.IntN(3) {
+			d = append(d, pick(label, 1+r.IntN(8)))
+		}
+		d = append(d, pick(letters, 1+r.IntN(4)))
+		a := pick(atext, 1+r.IntN(10)) + "." + pick(atext, 1+r.IntN(5)) + "@" + strings.Join(d, ".")
+		if r.IntN(3) == 0 { // and a mistake somewhere
+			i := r.IntN(len(a))
+			a = a[:i] + pick(odd, 1) + a[i+1:]
+		}
+		addrs = append(addrs, a)
+	}
+	fast, refused := 0, 0
+	for _, a := range addrs {
+		want := builtin.Var(a, "email") == nil
+		_, err := w.sender.Seal(&Contact{Email: a}, financial)
+		var ve *fieldcrypt.ValidationError
+		switch {
+		case err != nil && !errors.As(err, &ve):
+			t.Fatalf("Seal(%q) = %v", a, err)
+		case (err == nil) != want:
+			t.Fatalf("Seal(%q) = %v, built-in email check passes: %v", a, err, want)
+		case want:
+			fast++
+		default:
+			refused++
+		}
+	}
+	if fast < 500 || refused < 100 {
+		t.Fatalf("%d accepted and %d refused: the corpus does not exercise both answers", fast, refused)
+	}
+}
+
+// Violations as fieldcrypt reports them, from a validator's own errors.
+func violationsOf(err error) []fieldcrypt.Violation {
+	var ves validator.ValidationErrors
+	if !errors.As(err, &ves) {
+		return nil
+	}
+	var out []fieldcrypt.Violation
+	for _, fe := range ves {
+		ns := fe.Namespace()
+		var b strings.Builder
+		for i := 0; i < len(ns); i++ {
+			if ns[i] != '[' {
+				b.WriteByte(ns[i])
+				continue
+			}
+			b.WriteString("[]")
+			for i < len(ns) && !(ns[i] == ']' && (i+1 == len(ns) || ns[i+1] == '.' || ns[i+1] == '[')) {
+				i++
+			}
+		}
+		out = append(out, fieldcrypt.Violation{Path: b.String(), Tag: fe.Tag()})
+	}
+	return out
+}
+
+// TestDefaultValidationMatchesFull checks that the default validator, which
+// skips the fields where nothing can fail, finds exactly what a full
+// validation of the value finds.
+func TestDefaultValidationMatchesFull(t *testing.T) {
+	w := newWorld(t)
+	full := validator.New(validator.WithRequiredStructEnabled())
+	full.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			return f.Name
+		}
+		return name
+	})
+	profiles := map[string]func(*Profile){
+		"valid":          func(*Profile) {},
+		"no id":          func(p *Profile) { p.ID = "" },
+		"short ssn":      func(p *Profile) { p.SSN = "12" },
+		"letters in ssn": func(p *Profile) { p.SSN = "12345678X" },
+		"account iban":   func(p *Profile) { p.Accounts[1].IBAN = "" },
+		"all":            func(p *Profile) { p.ID, p.SSN, p.Accounts[0].IBAN = "", "x", "" },
+	}
+	for name, mutate := range profiles {
+		p := sampleProfile()
+		p.Accounts = slices.Clone(p.Accounts)
+		mutate(&p)
+		_, err := w.sender.Seal(&p, financial)
+		var ve *fieldcrypt.ValidationError
+		errors.As(err, &ve)
+		want := violationsOf(full.Struct(&p))
+		if (ve == nil) != (want == nil) || ve != nil && !reflect.DeepEqual(ve.Violations, want) {
+			t.Errorf("%s: Seal = %v, full validation finds %+v", name, err, want)
+		}
+	}
+}
+
+// TestOpenDefaultValidation: a recipient with the default validator checks
+// what it received, and only that.
+func TestOpenDefaultValidation(t *testing.T) {
+	front, fin := newParty(t, frontend), newParty(t, financial)
+	noChecks := validator.New()
+	noChecks.SetTagName("no-such-tag") // a sender that validates nothing
+	lax := front.codecWith(t, fieldcrypt.Config{Validator: noChecks}, fin)
+	strict := fin.codec(t)
+	type Received struct {
+		ID       string  `json:"id" share:"*" validate:"required"`
+		Email    string  `json:"email" share:"*" sensitive:"random" validate:"required,email"`
+		Currency string  `json:"currency" share:"*" validate:"len=3"`
+		Hidden   string  `json:"hidden" validate:"required"`
+		Nested   Contact `json:"nested" share:"*"`
+		Plain    Person  `json:"plain" share:"*"`
+	}
+	valid := Received{ID: "r-1", Email: "ada@example.com", Currency: "EUR", Hidden: "h", Nested: Contact{Email: "b@example.org"}}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Received)
+		want   []fieldcrypt.Violation
+	}{
+		{"valid, hidden field absent", func(r *Received) { r.Hidden = "" }, nil},
+		{"no id", func(r *Received) { r.ID = "" }, []fieldcrypt.Violation{{Path: "Received.id", Tag: "required"}}},
+		{"bad email", func(r *Received) { r.Email = "ada at example" }, []fieldcrypt.Violation{{Path: "Received.email", Tag: "email"}}},
+		{"currency", func(r *Received) { r.Currency = "EURO" }, []fieldcrypt.Violation{{Path: "Received.currency", Tag: "len"}}},
+		{"nested", func(r *Received) { r.Nested.Email = "@x.y" }, []fieldcrypt.Violation{{Path: "Received.nested.email", Tag: "email"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := valid
+			tc.mutate(&v)
+			env, err := lax.Seal(&v, financial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var dst Received
+			_, err = strict.Open(env, &dst)
+			var ve *fieldcrypt.ValidationError
+			switch {
+			case tc.want == nil && err != nil:
+				t.Fatalf("Open = %v", err)
+			case tc.want != nil && (!errors.As(err, &ve) || !reflect.DeepEqual(ve.Violations, tc.want)):
+				t.Fatalf("Open = %v, want violations %+v", err, tc.want)
+			case tc.want != nil && dst != (Received{}):
+				t.Fatal("dst changed")
+			}
+		})
 	}
 }

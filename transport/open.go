@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/lifenavigator/crossservice/envelope"
 	"github.com/lifenavigator/crossservice/fieldcrypt"
@@ -14,7 +15,7 @@ import (
 
 // EnvelopeMediaType is the Content-Type of a body sealed with
 // [fieldcrypt.Codec], in requests and responses: the bytes are one envelope
-// (docs/spec/envelope.md). Plain JSON stays application/json.
+// (SPEC.md part 1). Plain JSON stays application/json.
 const EnvelopeMediaType = "application/vnd.xsvc.envelope+json"
 
 // Codes of the refusals of [OpenRequest], in addition to those of the
@@ -117,7 +118,16 @@ func OpenRequest(r *http.Request, codec *fieldcrypt.Codec, dst any) (envelope.He
 	if r.Body == nil {
 		return envelope.Header{}, &OpenError{Code: CodeEnvelopeRefused, Status: http.StatusBadRequest, Err: envelope.ErrCannotOpen}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, envelope.DefaultMaxSize+1))
+	bp := bodyPool.Get().(*[]byte)
+	body, err := readAll(*bp, r.Body, r.ContentLength, envelope.DefaultMaxSize+1)
+	defer func() {
+		// The codec keeps nothing of the body (Open copies what it
+		// returns), so its buffer serves the next request.
+		if cap(body) <= maxPooledBody {
+			*bp = body[:0]
+			bodyPool.Put(bp)
+		}
+	}()
 	if err != nil {
 		return envelope.Header{}, &OpenError{Code: CodeBodyUnreadable, Status: http.StatusBadRequest, Err: err}
 	}
@@ -137,6 +147,37 @@ func OpenRequest(r *http.Request, codec *fieldcrypt.Codec, dst any) (envelope.He
 		return envelope.Header{}, err
 	}
 	return h, nil
+}
+
+// bodyPool recycles OpenRequest's body buffers up to maxPooledBody bytes.
+var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledBody = 64 << 10
+
+// readAll reads r to its end or to limit bytes, into buf[:0], growing it at
+// most once when size (a Content-Length; 0 or negative: unknown) is right.
+func readAll(buf []byte, r io.Reader, size, limit int64) ([]byte, error) {
+	want := int64(512)
+	if size > 0 {
+		want = min(size, limit) + 1 // the byte after: to see EOF without growing
+	}
+	if int64(cap(buf)) < want {
+		buf = make([]byte, 0, want)
+	}
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow
+		}
+		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF || int64(len(buf)) >= limit {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // WriteSealed seals v for the caller the verifier authenticated on r and

@@ -19,7 +19,7 @@ import (
 )
 
 // EnvelopeMediaType is the Content-Type of a sealed body, in both directions:
-// the bytes are one envelope (docs/spec/envelope.md) as the [Codec] makes it.
+// the bytes are one envelope (SPEC.md part 1) as the [Codec] makes it.
 // A plain JSON body is application/json.
 const EnvelopeMediaType = transport.EnvelopeMediaType
 
@@ -263,7 +263,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, opt
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		return nil
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxResp+1))
+	data, err := readBody(resp.Body, resp.ContentLength, c.maxResp+1)
 	if err != nil {
 		return err // an *Error from the Transport's body
 	}
@@ -291,6 +291,30 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, opt
 		return c.badResponse(req, resp, fmt.Errorf("%w: %w", ErrBadResponse, err))
 	}
 	return nil
+}
+
+// readBody is io.ReadAll(io.LimitReader(r, limit)) into a buffer sized
+// from the Content-Length (size; 0 or negative: unknown), so that a body
+// of the announced length costs one allocation and no copy.
+func readBody(r io.Reader, size, limit int64) ([]byte, error) {
+	n := int64(512)
+	if size > 0 {
+		n = min(size, limit) + 1 // the byte after: to see EOF without growing
+	}
+	buf := make([]byte, 0, n)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow
+		}
+		m, err := r.Read(buf[len(buf):min(int64(cap(buf)), limit)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF || int64(len(buf)) >= limit {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // statusError turns a non-2xx response into an *Error.
