@@ -38,10 +38,12 @@ type AEADKeysetIdentity struct {
 }
 
 var (
-	_ Recipient = (*AEADRecipient)(nil)
-	_ Identity  = (*AEADIdentity)(nil)
-	_ Recipient = (*AEADKeysetRecipient)(nil)
-	_ Identity  = (*AEADKeysetIdentity)(nil)
+	_ Recipient  = (*AEADRecipient)(nil)
+	_ Identity   = (*AEADIdentity)(nil)
+	_ KeyChecker = (*AEADIdentity)(nil)
+	_ Recipient  = (*AEADKeysetRecipient)(nil)
+	_ Identity   = (*AEADKeysetIdentity)(nil)
+	_ KeyChecker = (*AEADKeysetIdentity)(nil)
 )
 
 // NewAEADRecipient returns a Recipient that wraps with a (for example a KMS
@@ -74,6 +76,11 @@ func NewAEADIdentity(keyID string, a tink.AEAD) (Identity, error) {
 	}
 	return &AEADIdentity{kid: keyID, a: a}, nil
 }
+
+// CheckKey implements [KeyChecker]: it resolves k's key id without
+// unwrapping, so that an [Opener] refuses an unknown or retired key even
+// when it has the data key cached. The sender is not checked.
+func (id *AEADIdentity) CheckKey(k KeyInfo, sender string) error { return id.checkKey(&k) }
 
 func (id *AEADIdentity) checkKey(k *KeyInfo) error {
 	if k.Alg != AlgAEAD || k.KeyID != id.kid {
@@ -153,6 +160,11 @@ func NewAEADKeysetIdentity(h *keyset.Handle) (Identity, error) {
 	}
 	return &AEADKeysetIdentity{status: statusesOf(h), a: a}, nil
 }
+
+// CheckKey implements [KeyChecker]: it resolves k's key id without
+// unwrapping, so that an [Opener] refuses an unknown or retired key even
+// when it has the data key cached. The sender is not checked.
+func (id *AEADKeysetIdentity) CheckKey(k KeyInfo, sender string) error { return id.checkKey(&k) }
 
 func (id *AEADKeysetIdentity) checkKey(k *KeyInfo) error {
 	if k.Alg != AlgAEAD {

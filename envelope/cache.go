@@ -13,6 +13,17 @@ import (
 // the unwrap (an HPKE decapsulation or a KMS call), which is what makes the
 // sender's key reuse ([Reuse]) pay off. The cache holds data keys in memory
 // for up to TTL; the tag is still verified on every message.
+//
+// A hit skips the Identity's Unwrap altogether. Whatever an Identity decides
+// only in Unwrap (a revoked key, a rule per sender, a KMS key policy or
+// grant) is not consulted again, for up to TTL, for the messages sealed
+// under a data key already cached: with the default sender reuse, up to
+// 1000 messages per data key. A check that must hold for every message
+// belongs in [KeyChecker], which the opener calls before the cache; the
+// identities of this package make their key status check (unknown,
+// disabled, destroyed) there. A KMS-backed [NewAEADIdentity] cannot see a
+// revocation inside the KMS before its next Unwrap: if that delay matters,
+// lower TTL or set Disabled.
 type Cache struct {
 	Size     int           // maximum number of keys; 0: 1024; negative: an error
 	TTL      time.Duration // how long a key stays usable after it was unwrapped; 0: 10 minutes; negative: an error

@@ -46,10 +46,13 @@
 // values whose equality alone is sensitive.
 //
 // Key reuse: by default a [Sealer] reuses one wrapped data key for up to 1000
-// messages or 5 minutes ([Reuse]), and an [Opener] caches unwrapped keys
-// ([Cache]). This saves an HPKE operation or a KMS call per message, at the
-// price that one leaked data key exposes every message sealed under it. Set
-// Reuse.Disabled for a fresh key per message.
+// messages or 5 minutes ([Reuse]; at most [MaxReuseMessages] and
+// [MaxReuseAge]), and an [Opener] caches unwrapped keys ([Cache]). This saves
+// an HPKE operation or a KMS call per message, at the price that one leaked
+// data key exposes every message sealed under it. Set Reuse.Disabled for a
+// fresh key per message. A cache hit skips the [Identity]'s Unwrap: a
+// custom identity's per-message policy (revocation, a rule per sender)
+// belongs in [KeyChecker], which the opener calls before the cache.
 //
 // Replay: the envelope has a unique id and an issued-at time but this package
 // keeps no record of them; replay protection belongs to the transport.

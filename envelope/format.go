@@ -365,7 +365,7 @@ func parseHeader(s *scanner, h *Header) error {
 		case "iat":
 			seen |= fIat
 			if raw, ok := s.plainStr(); ok {
-				h.IssuedAt, err = parseIssuedAtBytes(raw)
+				h.IssuedAt, err = parseIssuedAt(raw)
 				break
 			}
 			var v string
@@ -569,45 +569,26 @@ func validKeyID(s string) bool {
 	return true
 }
 
-// parseIssuedAt accepts exactly YYYY-MM-DDTHH:MM:SS.mmmZ: the layout fixes
-// every digit, time.Parse range-checks each part, and the length check
-// refuses anything after the Z. The canonical form (digits and separators
-// in place, every part in range) is read directly; anything else goes to
-// time.Parse, which decides as before.
-func parseIssuedAt(v string) (time.Time, error) {
-	if len(v) != len(iatLayout) {
+// parseIssuedAt accepts exactly YYYY-MM-DDTHH:MM:SS.mmmZ (SPEC.md part 1,
+// section 5.1): 24 bytes, an ASCII digit at every digit place, '-', '-',
+// 'T', ':', ':', '.' and 'Z' at theirs, and a real calendar date and time
+// (no month 13, no 30 February, no hour 24, no second 60). Nothing else:
+// in particular none of what time.Parse also takes for this layout, such
+// as a comma before the milliseconds or a sign among their digits.
+func parseIssuedAt[S string | []byte](v S) (time.Time, error) {
+	t, ok := parseIssuedAtFast(v)
+	if !ok {
 		return time.Time{}, parseErr("iat is not RFC 3339 UTC with milliseconds")
 	}
-	if t, ok := parseIssuedAtFast(v); ok {
-		return t, nil
-	}
-	return parseIssuedAtSlow(v)
+	return t, nil
 }
 
-// parseIssuedAtBytes is parseIssuedAt of string(v), without the copy when
-// v is canonical.
-func parseIssuedAtBytes(v []byte) (time.Time, error) {
-	if len(v) != len(iatLayout) {
-		return time.Time{}, parseErr("iat is not RFC 3339 UTC with milliseconds")
-	}
-	if t, ok := parseIssuedAtFast(v); ok {
-		return t, nil
-	}
-	return parseIssuedAtSlow(string(v))
-}
-
-func parseIssuedAtSlow(v string) (time.Time, error) {
-	t, err := time.Parse(iatLayout, v)
-	if err != nil {
-		return time.Time{}, parseErr("iat is not RFC 3339 UTC with milliseconds")
-	}
-	return t.UTC(), nil
-}
-
-// parseIssuedAtFast reads a 24-byte iat whose every digit is a digit, whose
-// separators are in place and whose parts are in range; it reports false for
-// anything else.
+// parseIssuedAtFast is parseIssuedAt reporting success as a bool, for
+// parseCanonical. It is the only iat parser: there is no lenient fallback.
 func parseIssuedAtFast[S string | []byte](v S) (time.Time, bool) {
+	if len(v) != len(iatLayout) {
+		return time.Time{}, false
+	}
 	if v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' || v[19] != '.' || v[23] != 'Z' {
 		return time.Time{}, false
 	}

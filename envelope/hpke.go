@@ -29,8 +29,9 @@ type HPKEIdentity struct {
 }
 
 var (
-	_ Recipient = (*HPKERecipient)(nil)
-	_ Identity  = (*HPKEIdentity)(nil)
+	_ Recipient  = (*HPKERecipient)(nil)
+	_ Identity   = (*HPKEIdentity)(nil)
+	_ KeyChecker = (*HPKEIdentity)(nil)
 )
 
 // NewHPKERecipient returns a Recipient for the public keyset h (the output of
@@ -109,6 +110,11 @@ func NewHPKEIdentity(private *keyset.Handle) (Identity, error) {
 	}
 	return &HPKEIdentity{status: statusesOf(private), dec: dec}, nil
 }
+
+// CheckKey implements [KeyChecker]: it resolves k's key id without
+// unwrapping, so that an [Opener] refuses an unknown or retired key even
+// when it has the data key cached. The sender is not checked.
+func (id *HPKEIdentity) CheckKey(k KeyInfo, sender string) error { return id.checkKey(&k) }
 
 func (id *HPKEIdentity) checkKey(k *KeyInfo) error {
 	if k.Alg != AlgHPKE {

@@ -16,7 +16,7 @@ type OpenerConfig struct {
 	Self          string           // own service name; envelopes for others are refused. Required.
 	Identity      Identity         // unwraps data keys. Required.
 	Deterministic *keyset.Handle   // own AES-SIV keyset (TINK prefix); nil: deterministic markers are refused
-	Cache         Cache            // zero value: 1024 keys for 10 minutes
+	Cache         Cache            // zero value: 1024 keys for 10 minutes; a hit skips Identity.Unwrap (see Cache, KeyChecker)
 	MaxSize       int              // largest envelope in bytes; 0: DefaultMaxSize (16 MiB); negative: an error
 	Clock         func() time.Time // for the cache's TTL; nil: time.Now
 }
@@ -26,7 +26,7 @@ type OpenerConfig struct {
 type Opener struct {
 	self    string
 	id      Identity
-	checker keyChecker // id's own status check, when it has one
+	checker KeyChecker // id's own check before the cache, when it has one
 	det     *detKeys
 	cache   *keyCache // nil: disabled
 	maxSize int
@@ -48,7 +48,7 @@ func NewOpener(cfg OpenerConfig) (*Opener, error) {
 		return nil, errors.New("envelope: OpenerConfig.Cache bounds must not be negative")
 	}
 	o := &Opener{self: cfg.Self, id: cfg.Identity, maxSize: cfg.MaxSize, clock: cfg.Clock}
-	o.checker, _ = cfg.Identity.(keyChecker)
+	o.checker, _ = cfg.Identity.(KeyChecker)
 	if o.maxSize == 0 {
 		o.maxSize = DefaultMaxSize
 	}
@@ -92,9 +92,10 @@ type Opened struct {
 }
 
 // Open parses envelope, checks that it is addressed to this service and that
-// its key is known and not retired, unwraps the data key (or finds it in the
-// cache), and verifies the tag over the exact header and data bytes, in that
-// order. Only then is anything returned. Every refusal matches
+// its key is known and not retired (with [KeyChecker], when the Identity
+// implements it), unwraps the data key (or finds it in the cache, without
+// calling Unwrap), and verifies the tag over the exact header and data
+// bytes, in that order. Only then is anything returned. Every refusal matches
 // [ErrCannotOpen]; malformed input is a [*ParseError], a retired key a
 // [*KeyRetiredError]. The result does not alias envelope.
 func (o *Opener) Open(envelope []byte) (*Opened, error) {
@@ -111,8 +112,9 @@ func (o *Opener) Open(envelope []byte) (*Opened, error) {
 		return nil, ErrCannotOpen
 	}
 	if o.checker != nil {
-		if err := o.checker.checkKey(&h.Key); err != nil {
-			return nil, err
+		// Before the cache: a hit skips Unwrap, never this check.
+		if err := o.checker.CheckKey(h.Key, h.Sender); err != nil {
+			return nil, cannotOpen(err)
 		}
 	}
 	a, err := o.dataKey(h)
@@ -172,8 +174,9 @@ func (o *Opener) dataKey(h *Header) (*subtle.AESGCM, error) {
 // of the other mode, moved from another place, message or recipient, or
 // altered in any way, is [ErrCannotOpen]; a malformed one is a
 // [*ParseError]; a deterministic one under a retired key is a
-// [*KeyRetiredError]. The plaintext is checked to be one JSON value, so it
-// can be spliced into a document without changing its structure.
+// [*KeyRetiredError]. The plaintext is checked to be one JSON value in
+// valid UTF-8 (otherwise [ErrCannotOpen]), so it can be spliced into a
+// document without changing its structure or its encoding.
 func (m *Opened) OpenField(marker []byte, mode Mode, path, schemaPath []byte) ([]byte, error) {
 	if m == nil || m.aead == nil {
 		return nil, errNotConstructed

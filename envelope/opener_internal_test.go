@@ -10,8 +10,10 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +30,7 @@ type flippingIdentity struct {
 	retired bool
 }
 
-func (f *flippingIdentity) checkKey(k *KeyInfo) error {
+func (f *flippingIdentity) CheckKey(k KeyInfo, sender string) error {
 	if f.retired {
 		return &KeyRetiredError{KeyID: k.KeyID}
 	}
@@ -36,7 +38,7 @@ func (f *flippingIdentity) checkKey(k *KeyInfo) error {
 }
 
 func (f *flippingIdentity) Unwrap(k KeyInfo, w []byte) ([]byte, error) {
-	if err := f.checkKey(&k); err != nil {
+	if err := f.CheckKey(k, ""); err != nil {
 		return nil, err
 	}
 	f.retired = true
@@ -134,10 +136,13 @@ func TestSkipValueMatchesScanner(t *testing.T) {
 }
 
 func TestValidJSONMatchesJSONValid(t *testing.T) {
-	seeds := append(append([]string{}, jsonSeeds...), `true`, `false`, `null`, `nul`, `truex`, ` 1`, `1 `, `""`, `"`, `"a\x80b"`, `-`, `1e`, `2.`)
+	seeds := append(append([]string{}, jsonSeeds...), `true`, `false`, `null`, `nul`, `truex`, ` 1`, `1 `, `""`, `"`, `"a\x80b"`, `-`, `1e`, `2.`,
+		"\"\xff\xfe\"", "\"Zo\xc3\xab\"", "\"abcdefgh\xc3\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"", "{\"k\xff\":1}", "[\"\xc3\xa9\",\"\xe9\"]")
 	for _, b := range mutations(seeds, 300) {
-		if got, want := validJSON(b), json.Valid(b); got != want {
-			t.Fatalf("validJSON(%q) = %v, json.Valid = %v", b, got, want)
+		// SPEC.md part 1, 8.1: one JSON value, in UTF-8. json.Valid does
+		// not look at the bytes inside strings.
+		if got, want := validJSON(b), utf8.Valid(b) && json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v, want %v (json.Valid %v)", b, got, want, json.Valid(b))
 		}
 	}
 }
@@ -154,10 +159,16 @@ func TestIssuedAtFastPaths(t *testing.T) {
 			continue
 		}
 		got, gerr := parseIssuedAt(v)
-		gotB, berr := parseIssuedAtBytes(b)
+		gotB, berr := parseIssuedAt(b)
+		// The oracle: the exact shape (SPEC.md part 1, 5.1), then
+		// time.Parse for the calendar. time.Parse alone is too lenient
+		// (a comma before the milliseconds, a sign among their digits).
 		want, werr := time.Parse(iatLayout, v)
+		if !strictIat.MatchString(v) {
+			werr = errors.New("not YYYY-MM-DDTHH:MM:SS.mmmZ")
+		}
 		if (gerr == nil) != (werr == nil) || (berr == nil) != (werr == nil) || werr == nil && (!got.Equal(want) || !gotB.Equal(want)) {
-			t.Fatalf("%q: %v %v / %v %v, time.Parse: %v %v", v, got, gerr, gotB, berr, want, werr)
+			t.Fatalf("%q: %v %v / %v %v, want %v %v", v, got, gerr, gotB, berr, want, werr)
 		}
 	}
 	for range 2000 {
@@ -167,6 +178,8 @@ func TestIssuedAtFastPaths(t *testing.T) {
 		}
 	}
 }
+
+var strictIat = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$`)
 
 func TestAppendUUIDMatchesUUID(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))

@@ -445,11 +445,13 @@ func intern(b []byte) string {
 	return string(b)
 }
 
-// validJSON is json.Valid (one JSON value, whitespace around it allowed,
-// bytes of strings not checked for UTF-8), with a fast path for the values
-// sensitive fields hold most: a string without escapes, a number, true,
-// false and null, written without whitespace. Everything else goes to
-// json.Valid, so the answer is always json.Valid's.
+// validJSON reports whether b is one JSON value in UTF-8 (SPEC.md part 1,
+// section 8.1): json.Valid (one value, whitespace around it allowed) and
+// utf8.Valid, since json.Valid does not check the bytes inside strings. It
+// has a fast path for the values sensitive fields hold most: a string
+// without escapes, a number, true, false and null, written without
+// whitespace. Everything else goes to utf8.Valid and json.Valid, so the
+// answer is always theirs.
 func validJSON(b []byte) bool {
 	if len(b) == 0 {
 		return false
@@ -457,12 +459,15 @@ func validJSON(b []byte) bool {
 	switch c := b[0]; {
 	case c == '"':
 		if len(b) >= 2 && b[len(b)-1] == '"' {
-			i := 1
+			i, or := 1, byte(0)
 			for i < len(b)-1 && plainStringByte[b[i]] {
+				or |= b[i]
 				i++
 			}
 			if i == len(b)-1 {
-				return true
+				// One string, no escape, no control character: valid
+				// JSON, and valid UTF-8 when it is ASCII or its body is.
+				return or < utf8.RuneSelf || utf8.Valid(b[1:i])
 			}
 		}
 	case c == '-' || c >= '0' && c <= '9':
@@ -473,12 +478,14 @@ func validJSON(b []byte) bool {
 	case string(b) == "true" || string(b) == "false" || string(b) == "null":
 		return true
 	}
-	return json.Valid(b)
+	return utf8.Valid(b) && json.Valid(b)
 }
 
 // plainStringByte[c]: c may appear as it is inside a JSON string (at least
 // 0x20, not '"', not '\\'). Bytes from 0x80 are accepted, as json.Valid
-// and the scanner accept them; UTF-8 is checked separately where required.
+// and the scanner accept them; UTF-8 is checked separately, always: by
+// parseInto and Finish for a whole envelope or data object, by parseMarker
+// for a marker, by validJSON for a field plaintext.
 var plainStringByte = func() (t [256]bool) {
 	for c := 0x20; c < 256; c++ {
 		t[c] = c != '"' && c != '\\'

@@ -22,11 +22,34 @@ import (
 // radius: whoever obtains one data key reads every message sealed under it,
 // up to MaxMessages messages or MaxAge. Field associated data and the tag
 // still differ per message (each has its own id).
+//
+// Both bounds have a ceiling, [MaxReuseMessages] (2^20) and [MaxReuseAge]
+// (1 hour); larger values are refused by [NewSealer], never lowered
+// silently. Reuse must stay bounded for two reasons:
+//
+//   - AES-GCM with random nonces. Every random field and every tag is one
+//     AES-256-GCM encryption under the data key with a random 96-bit nonce;
+//     NIST SP 800-38D allows at most 2^32 of them per key, past which a
+//     nonce collision (which reveals the XOR of two plaintexts and lets
+//     an attacker forge under that key) becomes likelier than 2^-32. So
+//     messages per key × (random fields per message + 1) must stay far
+//     below 2^32. At the default 1000 messages that holds for any
+//     realistic message; at the ceiling of 2^20 messages, 2^32 is reached
+//     at about 4000 random fields per message, so a sealer of messages
+//     with many random fields must keep MaxMessages well below it.
+//   - Blast radius. One leaked data key exposes every message sealed
+//     under it: at most MaxMessages messages, at most MaxAge of traffic.
 type Reuse struct {
-	MaxMessages int           // messages per data key; 0: 1000; negative: an error
-	MaxAge      time.Duration // age of a data key; 0: 5 minutes; negative: an error
+	MaxMessages int           // messages per data key; 0: 1000; negative or above MaxReuseMessages: an error
+	MaxAge      time.Duration // age of a data key; 0: 5 minutes; negative or above MaxReuseAge: an error
 	Disabled    bool          // true: a fresh data key (and one wrap) per message
 }
+
+// Ceilings of [Reuse]: see there for why.
+const (
+	MaxReuseMessages = 1 << 20   // largest Reuse.MaxMessages: 1 048 576 messages per data key
+	MaxReuseAge      = time.Hour // largest Reuse.MaxAge
+)
 
 const (
 	defaultReuseMessages = 1000
@@ -96,6 +119,14 @@ func NewSealer(cfg SealerConfig) (*Sealer, error) {
 	r := cfg.Reuse
 	if r.MaxMessages < 0 || r.MaxAge < 0 {
 		return nil, errors.New("envelope: SealerConfig.Reuse bounds must not be negative")
+	}
+	if r.MaxMessages > MaxReuseMessages {
+		return nil, fmt.Errorf("envelope: SealerConfig.Reuse.MaxMessages %d is above the ceiling of %d messages per data key (envelope.MaxReuseMessages)",
+			r.MaxMessages, MaxReuseMessages)
+	}
+	if r.MaxAge > MaxReuseAge {
+		return nil, fmt.Errorf("envelope: SealerConfig.Reuse.MaxAge %v is above the ceiling of %v per data key (envelope.MaxReuseAge)",
+			r.MaxAge, MaxReuseAge)
 	}
 	if r.MaxMessages == 0 {
 		r.MaxMessages = defaultReuseMessages
@@ -342,8 +373,10 @@ func (m *Message) Header() Header {
 	return h
 }
 
-// AppendField encrypts plaintext (the JSON encoding of the value) and appends
-// the marker object {"$enc":"…","ct":"…"} to dst. path is the concrete JSON
+// AppendField encrypts plaintext (the JSON encoding of the value: exactly
+// one JSON value, valid UTF-8 throughout, strings included) and appends the
+// marker object {"$enc":"…","ct":"…"} to dst. Any other plaintext is
+// refused with an error that does not match [ErrCannotOpen]. path is the concrete JSON
 // Pointer of the value's place in the data object ("/owners/3/ssn");
 // schemaPath is the same pointer with every array index and map key replaced
 // by "*" ("/owners/*/ssn"). Random fields are bound to path, deterministic
@@ -359,9 +392,10 @@ func (m *Message) AppendField(dst []byte, mode Mode, path, schemaPath, plaintext
 		return dst, errors.New("envelope: field path is not a non-empty JSON Pointer")
 	}
 	if !validJSON(plaintext) {
-		// The opener refuses non-JSON plaintext; refusing it here too
-		// keeps a caller's bug from producing an envelope nobody can open.
-		return dst, errors.New("envelope: field plaintext is not a JSON value")
+		// The opener refuses a plaintext that is not one JSON value in
+		// UTF-8; refusing it here too keeps a caller's bug from producing
+		// an envelope nobody can open.
+		return dst, errors.New("envelope: field plaintext is not one JSON value in valid UTF-8")
 	}
 	var ct []byte
 	var err error
