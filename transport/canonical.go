@@ -2,6 +2,7 @@ package transport
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"strconv"
 
@@ -184,8 +185,20 @@ func appendLegacyPrefix(b []byte, method, path, query, ts string) []byte {
 }
 
 // hasControl reports a byte < 0x20 or 0x7f (CR, LF, TAB, NUL, DEL...).
+// Eight bytes at a time: a word has a byte below 0x20 when
+// (w - 0x20...) & ^w & 0x80... is non-zero, and a 0x7f byte when w ^ 0x7f...
+// has a zero byte. Bytes of 0x80 and above are neither.
 func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := binary.LittleEndian.Uint64([]byte(s[i : i+8]))
+		d := w ^ (0x7f * lo)
+		if ((w-0x20*lo)&^w|(d-lo)&^d)&hi != 0 {
+			return true
+		}
+	}
+	for ; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == 0x7f {
 			return true
 		}

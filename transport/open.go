@@ -62,7 +62,7 @@ func (e *OpenError) WriteProblem(w http.ResponseWriter, r *http.Request) {
 		Title:     openTitles[e.Code],
 		Status:    e.Status,
 		Code:      e.Code,
-		RequestID: r.Header.Get("X-Request-ID"),
+		RequestID: r.Header.Get(hdrRequestID),
 	}
 	if p.Title == "" {
 		p.Title = http.StatusText(e.Status)
@@ -111,7 +111,10 @@ func OpenRequest(r *http.Request, codec *fieldcrypt.Codec, dst any) (envelope.He
 	if !ok {
 		return envelope.Header{}, &OpenError{Code: CodeUnsignedRequest, Status: http.StatusUnauthorized, Err: ErrNoVerifiedCaller}
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mt, err := r.Header.Get(hdrContentType), error(nil)
+	if mt != EnvelopeMediaType { // the exact value needs no parsing
+		mt, _, err = mime.ParseMediaType(mt)
+	}
 	if err != nil || mt != EnvelopeMediaType {
 		return envelope.Header{}, &OpenError{Code: CodeUnsupportedMediaType, Status: http.StatusUnsupportedMediaType, Err: ErrNotSealed}
 	}
@@ -194,9 +197,10 @@ func WriteSealed(w http.ResponseWriter, r *http.Request, codec *fieldcrypt.Codec
 		return err
 	}
 	h := w.Header()
-	h.Set("Content-Type", EnvelopeMediaType)
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	// Canonical keys assigned directly (as Set would), the three values in
+	// one allocation.
+	hv := [3]string{EnvelopeMediaType, "no-store", strconv.Itoa(len(b))}
+	h["Content-Type"], h["Cache-Control"], h["Content-Length"] = hv[0:1:1], hv[1:2:2], hv[2:3:3]
 	w.WriteHeader(status)
 	_, err = w.Write(b)
 	return err

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -154,21 +156,33 @@ func (s *Signer) Sign(req *http.Request) error {
 	if hasControl(ctype) {
 		return &ComponentError{Component: "content type", Reason: "contains a control byte"}
 	}
+	return s.sign(req, ks, method, path, query, ctype)
+}
+
+// sign is Sign once the request's components are checked. Its few returns
+// let the compiler open-code its deferred calls.
+func (s *Signer) sign(req *http.Request, ks *keyState, method, path, query, ctype string) error {
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	now := s.clock().UnixMilli()
+	// The request id, the timestamp and the signature share one allocation:
+	// strings taken from a Builder stay valid and unchanged as it grows.
+	var meta strings.Builder
 	var reqID, ts string
 	if s.newID == nil {
-		b := appendUUIDv7(sc.buf[:0], now)
-		b = strconv.AppendInt(b, now, 10)
-		meta := string(b) // request id and timestamp in one allocation
-		reqID, ts = meta[:36], meta[36:]
+		meta.Grow(36 + MaxTimestampDigits + 2*sha256.Size)
+		meta.Write(appendUUIDv7(sc.buf[:0], now))
+		meta.Write(strconv.AppendInt(sc.buf[:0], now, 10))
+		m := meta.String()
+		reqID, ts = m[:36], m[36:]
 	} else {
 		id, err := s.newID()
 		if err != nil {
 			return err
 		}
-		reqID, ts = id, strconv.FormatInt(now, 10)
+		meta.Grow(MaxTimestampDigits + 2*sha256.Size)
+		meta.Write(strconv.AppendInt(sc.buf[:0], now, 10))
+		reqID, ts = id, meta.String()
 	}
 	if s.scheme == SchemeV1 && !validUUID(reqID) {
 		return &ComponentError{Component: "request id", Reason: "not a canonical lowercase UUID"}
@@ -200,6 +214,10 @@ func (s *Signer) Sign(req *http.Request) error {
 		}
 	}
 	hex.Encode(sc.hex[:], mac.Sum(sc.mac[:0]))
+	clear(sc.mac[:])
+	n := meta.Len()
+	meta.Write(sc.hex[:])
+	sig := meta.String()[n:]
 
 	h := req.Header
 	if h == nil {
@@ -207,7 +225,7 @@ func (s *Signer) Sign(req *http.Request) error {
 		req.Header = h
 	}
 	// One backing array for the five values.
-	vals := [...]string{reqID, ts, s.caller, string(sc.hex[:]), ks.id}
+	vals := [...]string{reqID, ts, s.caller, sig, ks.id}
 	all := vals[:]
 	if s.scheme != SchemeV1 {
 		all = vals[:4]

@@ -460,7 +460,13 @@ type scratch struct {
 	hex   [2 * sha256.Size]byte
 	probe [1]byte
 	body  body
+	// small holds the body of a request whose first chunk fits, so that
+	// common small bodies cost no allocation; cleared after use.
+	small [smallBody]byte
 }
+
+// smallBody is the largest first chunk read into scratch.small.
+const smallBody = 4 << 10
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
@@ -608,17 +614,62 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		used = ref
 	}
-	sc := scratchPool.Get().(*scratch)
-	var a *admitted
-	defer func() {
-		// In this order: no reader can reach the buffers once they are
-		// back in their pool.
-		if a != nil {
-			a.body.close()
+	st := verifying{c: c, cs: cs, used: used, legacyForm: legacyForm, caller: caller, sigHex: sigHex,
+		tsStr: tsStr, reqID: reqID, keyID: keyID, ctype: ctype, path: path, query: query}
+	g.verifyBody(w, r, &st)
+}
+
+// verifying carries a request from the header checks of [guard.ServeHTTP]
+// to the body and signature checks of [guard.admit], and what release
+// gives back once the handler has returned.
+type verifying struct {
+	c                                                       check
+	cs                                                      *callerState
+	used                                                    keyRef
+	legacyForm                                              bool
+	caller, sigHex, tsStr, reqID, keyID, ctype, path, query string
+
+	sc         *scratch
+	a          *admitted   // set once admitted: its body is closed first
+	bodyDigest hash.Hash   // v1, from sha256Pool
+	legacyMACs []hash.Hash // legacy, one per candidate key of cs
+}
+
+// verifyBody runs admit with the request's scratch memory and gives it
+// back however admit ends (panics included). One deferred call and one
+// return: the compiler open-codes it.
+func (g *guard) verifyBody(w http.ResponseWriter, r *http.Request, st *verifying) {
+	st.sc = scratchPool.Get().(*scratch)
+	defer st.release()
+	g.admit(w, r, st)
+}
+
+// release returns what the request borrowed. In this order: no reader can
+// reach the body buffers once they are back in their pool.
+func (st *verifying) release() {
+	if st.bodyDigest != nil {
+		sha256Pool.Put(st.bodyDigest)
+	}
+	for i, m := range st.legacyMACs {
+		if m != nil {
+			st.cs.all[i].s.putMAC(m)
 		}
-		sc.body.release()
-		scratchPool.Put(sc)
-	}()
+	}
+	if st.a != nil {
+		st.a.body.close()
+	}
+	sc := st.sc
+	sc.body.release(sc.small[:])
+	clear(sc.mac[:]) // the MAC this request should have carried
+	scratchPool.Put(sc)
+}
+
+// admit checks the body, the signature, replay, route access and rate
+// limit of a request whose headers ServeHTTP checked, and serves it.
+func (g *guard) admit(w http.ResponseWriter, r *http.Request, st *verifying) {
+	v, sc := g.v, st.sc
+	c, cs, used, legacyForm := st.c, st.cs, st.used, st.legacyForm
+	caller, sigHex, tsStr, reqID, keyID, ctype, path, query := st.caller, st.sigHex, st.tsStr, st.reqID, st.keyID, st.ctype, st.path, st.query
 	buf := sc.buf[:0]
 	var sink io.Writer
 	var bodyDigest hash.Hash
@@ -630,19 +681,15 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			legacyMACs[i] = k.s.getMAC()
 			legacyMACs[i].Write(prefix)
 		}
-		defer func() {
-			for i, k := range cs.all {
-				k.s.putMAC(legacyMACs[i])
-			}
-		}()
+		st.legacyMACs = legacyMACs // put back by release
 		sink = multiWriter(legacyMACs)
 	} else {
 		bodyDigest = sha256Pool.Get().(hash.Hash)
 		bodyDigest.Reset()
-		defer sha256Pool.Put(bodyDigest)
+		st.bodyDigest = bodyDigest // put back by release
 		sink = bodyDigest
 	}
-	tooLarge, err := readBody(r.Body, r.ContentLength, v.maxBody, sink, sc.probe[:], &sc.body)
+	tooLarge, err := readBody(r.Body, r.ContentLength, v.maxBody, sink, sc.probe[:], sc.small[:], &sc.body)
 	if tooLarge {
 		c.reason = "body_over_limit"
 		v.refuse(w, r, CodeBodyTooLarge, &c, 0)
@@ -765,8 +812,9 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.log.LogAttrs(r.Context(), slog.LevelWarn, "transport: deprecated legacy signature accepted",
 			slog.String("caller", caller), slog.String("key_id", used.s.id), slog.String("request_id", reqID))
 	}
-	a = &admitted{ctx: callerCtx{Context: r.Context(), v: v,
+	a := &admitted{ctx: callerCtx{Context: r.Context(), v: v,
 		caller: Caller{Service: caller, KeyID: used.s.id, Scheme: c.scheme, RequestID: reqID}}}
+	st.a = a // its body is closed by release
 	a.body.chunks = sc.body.chunks
 	r2 := r.WithContext(&a.ctx)
 	r2.Body = &a.body
@@ -899,12 +947,15 @@ func (b *body) push(c []byte) {
 	b.n += int64(len(c))
 }
 
-// release recycles the pooled chunks and empties b. The caller guarantees
+// release recycles the pooled chunks and empties b, clearing what was read
+// into small (the first chunk when it fitted there). The caller guarantees
 // that no reader holds them.
-func (b *body) release() {
+func (b *body) release(small []byte) {
 	for i, c := range b.chunks {
 		if cap(c) == bodyChunk {
 			chunkPool.Put((*[bodyChunk]byte)(c[:bodyChunk]))
+		} else if i == 0 && cap(c) > 0 && cap(c) <= len(small) && &c[:1][0] == &small[0] {
+			clear(c)
 		}
 		b.chunks[i] = nil
 	}
@@ -918,9 +969,10 @@ const maxEmptyReads = 100
 
 // readBody reads at most max bytes of rd into b, writing each piece to sink
 // as it arrives. tooLarge: the body exceeds max. contentLength < 0: unknown.
-// probe is a one-byte scratch slice. What was read is in b even on error,
-// for b.release.
-func readBody(rd io.Reader, contentLength, max int64, sink io.Writer, probe []byte, b *body) (tooLarge bool, err error) {
+// probe is a one-byte scratch slice; small, when the first chunk fits in
+// it, holds that chunk instead of an allocation. What was read is in b even
+// on error, for b.release.
+func readBody(rd io.Reader, contentLength, max int64, sink io.Writer, probe, small []byte, b *body) (tooLarge bool, err error) {
 	if rd == nil || rd == http.NoBody {
 		return false, nil
 	}
@@ -928,7 +980,12 @@ func readBody(rd io.Reader, contentLength, max int64, sink io.Writer, probe []by
 	if contentLength > 0 {
 		size = contentLength
 	}
-	buf := newChunk(min(size, max+1, bodyChunk))
+	var buf []byte
+	if n := min(size, max+1, bodyChunk); n <= int64(len(small)) {
+		buf = small[:0:n]
+	} else {
+		buf = newChunk(n)
+	}
 	defer func() { b.push(buf) }()
 	empty := 0
 	for {

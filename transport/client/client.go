@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/lifenavigator/crossservice/envelope"
 	"github.com/lifenavigator/crossservice/fieldcrypt"
@@ -185,25 +186,31 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 // http.NewRequestWithContext (bytes and strings readers get GetBody, which
 // signing and retries need).
 func (c *Client) NewRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
-	u, err := c.url(path)
-	if err != nil {
+	if err := checkPath(path); err != nil {
 		return nil, err
 	}
-	return http.NewRequestWithContext(ctx, method, u, body)
+	// One parse: NewRequestWithContext's, whose URL is then checked.
+	s := c.base + path
+	req, err := http.NewRequestWithContext(ctx, method, s, body)
+	if err != nil {
+		if _, perr := url.Parse(s); perr != nil {
+			return nil, errBadPath
+		}
+		return nil, err
+	}
+	if req.URL.Host != strings.TrimSuffix(c.host, ":") { // as NewRequest removes an empty port
+		return nil, errBadPath
+	}
+	return req, nil
 }
 
-// url appends path to the base URL, refusing anything that would change the
-// host or scheme ("//evil", "https://...").
-func (c *Client) url(path string) (string, error) {
+var errBadPath = fmt.Errorf("client: path does not parse under the base URL: %w", ErrConfig)
+
+func checkPath(path string) error {
 	if !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "//") || strings.ContainsAny(path, "#\\") {
-		return "", fmt.Errorf("client: path must start with a single '/' and hold no fragment or backslash: %w", ErrConfig)
+		return fmt.Errorf("client: path must start with a single '/' and hold no fragment or backslash: %w", ErrConfig)
 	}
-	s := c.base + path
-	u, err := url.Parse(s)
-	if err != nil || u.Host != c.host {
-		return "", fmt.Errorf("client: path does not parse under the base URL: %w", ErrConfig)
-	}
-	return s, nil
+	return nil
 }
 
 func (c *Client) call(ctx context.Context, method, path string, in, out any, opts []CallOption) error {
@@ -234,14 +241,15 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, opt
 	if err != nil {
 		return err
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", ctype)
-	}
+	// Canonical keys assigned directly, both values in one allocation.
+	hv := [2]string{ctype, "application/json, application/problem+json"}
 	if c.codec != nil {
-		req.Header.Set("Accept", EnvelopeMediaType+", application/problem+json")
-	} else {
-		req.Header.Set("Accept", "application/json, application/problem+json")
+		hv[1] = EnvelopeMediaType + ", application/problem+json"
 	}
+	if in != nil {
+		req.Header["Content-Type"] = hv[0:1:1]
+	}
+	req.Header["Accept"] = hv[1:2:2]
 	for _, o := range opts {
 		o.apply(req)
 	}
@@ -263,14 +271,29 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, opt
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		return nil
 	}
-	data, err := readBody(resp.Body, resp.ContentLength, c.maxResp+1)
+	bp := respPool.Get().(*[]byte)
+	data, err := readBody(*bp, resp.Body, resp.ContentLength, c.maxResp+1)
+	// ok returns data's buffer to the pool, cleared, once the body is
+	// decoded: json.Unmarshal and the codec copy what they keep. Error
+	// paths leave it to the garbage collector, in case an error holds it.
+	ok := func() error {
+		if cap(data) <= maxPooledResp {
+			clear(data)
+			*bp = data[:0]
+			respPool.Put(bp)
+		}
+		return nil
+	}
 	if err != nil {
 		return err // an *Error from the Transport's body
 	}
 	if int64(len(data)) > c.maxResp {
 		return c.badResponse(req, resp, fmt.Errorf("%w: larger than %d bytes", ErrBadResponse, c.maxResp))
 	}
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	mt := resp.Header.Get("Content-Type")
+	if mt != EnvelopeMediaType && mt != "application/json" { // the common exact values need no parsing
+		mt, _, _ = mime.ParseMediaType(mt)
+	}
 	if c.codec == nil {
 		if mt != "application/json" && !(strings.HasSuffix(mt, "+json") && mt != EnvelopeMediaType) {
 			return c.badResponse(req, resp, fmt.Errorf("%w: Content-Type %q, want application/json", ErrBadResponse, mt))
@@ -278,7 +301,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, opt
 		if err := json.Unmarshal(data, out); err != nil {
 			return c.badResponse(req, resp, fmt.Errorf("%w: %w", ErrBadResponse, err))
 		}
-		return nil
+		return ok()
 	}
 	if mt != EnvelopeMediaType {
 		return c.badResponse(req, resp, fmt.Errorf("%w: Content-Type %q, want %s", ErrBadResponse, mt, EnvelopeMediaType))
@@ -290,18 +313,26 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, opt
 		}
 		return c.badResponse(req, resp, fmt.Errorf("%w: %w", ErrBadResponse, err))
 	}
-	return nil
+	return ok()
 }
 
-// readBody is io.ReadAll(io.LimitReader(r, limit)) into a buffer sized
+// respPool recycles response body buffers up to maxPooledResp bytes.
+var respPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledResp = 64 << 10
+
+// readBody is io.ReadAll(io.LimitReader(r, limit)) into buf, or a buffer sized
 // from the Content-Length (size; 0 or negative: unknown), so that a body
 // of the announced length costs one allocation and no copy.
-func readBody(r io.Reader, size, limit int64) ([]byte, error) {
+func readBody(buf []byte, r io.Reader, size, limit int64) ([]byte, error) {
 	n := int64(512)
 	if size > 0 {
 		n = min(size, limit) + 1 // the byte after: to see EOF without growing
 	}
-	buf := make([]byte, 0, n)
+	if int64(cap(buf)) < n {
+		buf = make([]byte, 0, n)
+	}
+	buf = buf[:0]
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)] // grow

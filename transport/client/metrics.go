@@ -100,6 +100,23 @@ func codeLabel(status int, kind Kind) string {
 	if kind != 0 {
 		return kind.String()
 	}
+	return statusLabel(status)
+}
+
+// statusLabels holds the decimal strings of the statuses 100..599, so that
+// labelling a response costs no allocation.
+var statusLabels = func() (t [500]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(100 + i)
+	}
+	return t
+}()
+
+// statusLabel returns strconv.Itoa(status), without allocating for 100..599.
+func statusLabel(status int) string {
+	if status >= 100 && status < 600 {
+		return statusLabels[status-100]
+	}
 	return strconv.Itoa(status)
 }
 

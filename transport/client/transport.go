@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -85,6 +84,8 @@ type call struct {
 	lastID   string
 	lastCode int // status of the last response, for errors after it
 	bo       *fullJitter
+	out      outcome // the current attempt's, reused by the next one
+	rb       body    // the response body handed to the caller
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -119,7 +120,9 @@ func (c *call) done(resp *http.Response, err error) (*http.Response, error) {
 		c.t.c.Metrics.done(c.t.c.Target, m, kind.String(), kind, d)
 		return nil, err
 	}
-	c.t.c.Metrics.done(c.t.c.Target, m, strconv.Itoa(resp.StatusCode), 0, d)
+	if c.t.c.Metrics != nil {
+		c.t.c.Metrics.done(c.t.c.Target, m, statusLabel(resp.StatusCode), 0, d)
+	}
 	return resp, nil
 }
 
@@ -274,7 +277,9 @@ type outcome struct {
 func (c *call) attempt() *outcome {
 	cfg := c.t.c
 	actx, cancel := context.WithCancelCause(c.ctx)
-	o := &outcome{actx: actx, cancel: cancel, start: time.Now()}
+	// The previous attempt, if any, is released (discard) before this one.
+	o := &c.out
+	*o = outcome{actx: actx, cancel: cancel, start: time.Now()}
 	c.attempts++
 	areq := c.req.Clone(actx)
 	if err := c.prepareBody(areq); err != nil {
@@ -294,7 +299,10 @@ func (c *call) attempt() *outcome {
 			return o
 		}
 	}
-	c.lastID = areq.Header.Get("X-Request-ID")
+	c.lastID = ""
+	if v := areq.Header["X-Request-Id"]; len(v) > 0 { // canonical key: no allocation
+		c.lastID = v[0]
+	}
 	o.timer = time.AfterFunc(cfg.PerTryTimeout, func() { cancel(ErrPerTryTimeout) })
 	resp, err := cfg.Base.RoundTrip(areq)
 	o.dur = time.Since(o.start)
@@ -344,7 +352,7 @@ func (o *outcome) verdict() error {
 func (o *outcome) retryReason(c *call) (string, bool) {
 	if o.resp != nil {
 		s := o.resp.StatusCode
-		return strconv.Itoa(s), c.t.c.statuses[s]
+		return statusLabel(s), c.t.c.statuses[s]
 	}
 	if o.local || c.ctx.Err() != nil {
 		return o.kind.String(), false // nothing sent, or the caller's context ended
@@ -372,7 +380,9 @@ func (c *call) observe(o *outcome) {
 	if o.resp != nil {
 		status = o.resp.StatusCode
 	}
-	cfg.Metrics.attempt(cfg.Target, methodLabel(c.method), codeLabel(status, o.kind))
+	if cfg.Metrics != nil {
+		cfg.Metrics.attempt(cfg.Target, methodLabel(c.method), codeLabel(status, o.kind))
+	}
 	if cfg.Logger.Enabled(c.ctx, slog.LevelDebug) {
 		cfg.Logger.Debug("client: attempt", "target", cfg.Target, "method", c.method, "host", c.host.name,
 			"attempt", c.attempts, "outcome", codeLabel(status, o.kind), "request_id", c.lastID)
@@ -413,7 +423,8 @@ func (o *outcome) finish(c *call) (*http.Response, error) {
 	}
 	resp := o.resp
 	if resp.Body != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-		resp.Body = &body{rc: resp.Body, c: c, actx: o.actx, cancel: o.cancel}
+		c.rb = body{rc: resp.Body, c: c, actx: o.actx, cancel: o.cancel}
+		resp.Body = &c.rb
 	}
 	return resp, nil
 }
