@@ -65,6 +65,21 @@
 // serves one caller at most) or from a 0600 JSON file ([LoadKeyFile],
 // exact member names, no duplicates).
 //
+// # Observability
+//
+// Config.Logger gets one line per refusal (slog, discarded by default).
+// Config.Metrics takes a [Metrics] from [NewMetrics], a Prometheus
+// collector that the user registers: requests by outcome ("admitted" or the
+// [Code]), scheme and caller, the latency of the verification itself, and
+// the replay store's and limiter's errors by kind. caller is a label only
+// once the signature verified ("unknown" before): unauthenticated requests
+// cannot create series or be charged to a real caller. Config.Hooks
+// ([Hooks]) are called synchronously once per admitted or refused request
+// with an [AdmitInfo] or a [RefusalInfo]. No label carries a request id, a
+// path or a header value; neither labels nor hooks carry a key, a
+// signature or a body. Without Metrics and Hooks (nil) a request costs
+// nothing more.
+//
 // # Environments
 //
 // [Environment] is development, staging or production (APP_ENV, see

@@ -131,6 +131,14 @@ type Config struct {
 	// canonical string without its body ([CanonicalHash]); never a key, a
 	// signature or a body.
 	Logger *slog.Logger
+	// Metrics receives the Prometheus observations: requests by outcome,
+	// verification latency, replay store and limiter errors (see
+	// [Metrics]). One Metrics may be shared by many verifiers. nil: none
+	// are recorded, at no cost.
+	Metrics *Metrics
+	// Hooks are called synchronously once per request the verifier admits
+	// or refuses (see [Hooks]). Zero: none.
+	Hooks Hooks
 }
 
 // Verifier checks signed requests; its [Verifier.Middleware] and
@@ -154,6 +162,9 @@ type Verifier struct {
 	peerID    func(*x509.Certificate) (string, error)
 	clock     func() time.Time
 	log       *slog.Logger
+	metrics   *Metrics
+	hooks     Hooks
+	observe   bool // metrics or a hook is set
 }
 
 type callerState struct {
@@ -236,6 +247,9 @@ func New(cfg Config) (*Verifier, error) {
 		peerID:    cfg.PeerIdentity,
 		clock:     cfg.Clock,
 		log:       cfg.Logger,
+		metrics:   cfg.Metrics,
+		hooks:     cfg.Hooks,
+		observe:   cfg.Metrics != nil || cfg.Hooks.OnAdmitted != nil || cfg.Hooks.OnRefused != nil,
 	}
 	if cfg.LimitPerRoute {
 		rl, ok := cfg.Limiter.(RouteLimiter)
@@ -445,6 +459,10 @@ type check struct {
 	bodyLen   int64
 	hasBody   bool
 	err       error // of the replay store or limiter
+	// For Config.Metrics and Config.Hooks only (start is zero without them).
+	start      time.Time
+	verified   bool // the signature verified: caller is authentic
+	failedOpen bool
 }
 
 var sha256Pool = sync.Pool{New: func() any { return sha256.New() }}
@@ -477,6 +495,9 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var c check
+	if v.observe {
+		c.start = time.Now()
+	}
 
 	// 0. Transport.
 	if r.TLS == nil && !v.env.AllowsPlainHTTP() && !isLocalRequest(r) {
@@ -493,7 +514,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sigs := h[hdrSignature]
 	if len(sigs) == 0 {
 		if v.nonStrict && g.allowed == nil {
-			g.admitUnsigned(w, r)
+			g.admitUnsigned(w, r, &c)
 			return
 		}
 		c.reason = "unsigned"
@@ -739,6 +760,8 @@ func (g *guard) admit(w http.ResponseWriter, r *http.Request, st *verifying) {
 		}
 	}
 
+	c.verified = true
+
 	// 6. Replay, consumed only now that the request is authentic.
 	replayID := reqID
 	if legacyForm {
@@ -754,6 +777,9 @@ func (g *guard) admit(w http.ResponseWriter, r *http.Request, st *verifying) {
 		fresh, err = v.callerRep.ConsumeFor(r.Context(), caller, cs.replayPrefix+replayID, v.ttl)
 	default:
 		fresh, err = v.replay.Consume(r.Context(), cs.replayPrefix+replayID, v.ttl)
+	}
+	if err != nil {
+		v.metrics.backendError(backendReplay, err)
 	}
 	switch {
 	case errors.Is(err, ErrReplayStoreFull):
@@ -791,6 +817,7 @@ func (g *guard) admit(w http.ResponseWriter, r *http.Request, st *verifying) {
 		}
 		switch {
 		case err != nil:
+			v.metrics.backendError(backendLimiter, err)
 			c.reason, c.err = "rate_limiter_error", err
 			if !v.failOpen {
 				v.refuse(w, r, CodeRateLimiterUnavailable, &c, time.Second)
@@ -819,6 +846,9 @@ func (g *guard) admit(w http.ResponseWriter, r *http.Request, st *verifying) {
 	r2 := r.WithContext(&a.ctx)
 	r2.Body = &a.body
 	r2.ContentLength = sc.body.n
+	if v.observe {
+		v.observeAdmission(&c, &a.ctx.caller)
+	}
 	g.next.ServeHTTP(w, r2)
 }
 
@@ -827,7 +857,11 @@ func (g *guard) admit(w http.ResponseWriter, r *http.Request, st *verifying) {
 // guard's route access remains.
 func (g *guard) nested(w http.ResponseWriter, r *http.Request, vc *callerCtx) {
 	if g.allowed != nil {
-		c := check{caller: vc.caller.Service, requestID: vc.caller.RequestID, keyID: vc.caller.KeyID, scheme: vc.caller.Scheme}
+		c := check{caller: vc.caller.Service, requestID: vc.caller.RequestID, keyID: vc.caller.KeyID, scheme: vc.caller.Scheme,
+			verified: !vc.unsigned}
+		if g.v.observe {
+			c.start = time.Now()
+		}
 		switch {
 		case vc.unsigned:
 			c.reason = "unsigned"
@@ -844,7 +878,7 @@ func (g *guard) nested(w http.ResponseWriter, r *http.Request, vc *callerCtx) {
 
 // admitUnsigned passes an unsigned request on in non-strict mode, without
 // the signing headers (signingHeaders, of any case), which nothing verified.
-func (g *guard) admitUnsigned(w http.ResponseWriter, r *http.Request) {
+func (g *guard) admitUnsigned(w http.ResponseWriter, r *http.Request, c *check) {
 	v := g.v
 	v.log.LogAttrs(r.Context(), slog.LevelWarn, "transport: unsigned request admitted (non-strict mode)",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("remote", r.RemoteAddr))
@@ -859,6 +893,9 @@ func (g *guard) admitUnsigned(w http.ResponseWriter, r *http.Request) {
 	}
 	if r2.Body != nil {
 		r2.Body = http.MaxBytesReader(w, r.Body, v.maxBody)
+	}
+	if v.observe {
+		v.observeAdmission(c, nil)
 	}
 	g.next.ServeHTTP(w, r2)
 }
@@ -1186,6 +1223,9 @@ func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, code Code, c *
 	p := newProblem(code, c.requestID)
 	p.RetryAfter = retry
 	p.write(w)
+	if v.observe {
+		v.observeRefusal(r, code, c, retry)
+	}
 }
 
 // failedOpen logs a check skipped under Config.FailOpen (development only)
@@ -1194,5 +1234,5 @@ func (v *Verifier) failedOpen(r *http.Request, c *check) {
 	v.log.LogAttrs(r.Context(), slog.LevelError, "transport: check failed open (FailOpen, development)",
 		slog.String("check", c.reason), slog.String("caller", c.caller),
 		slog.String("request_id", c.requestID), slog.String("error", c.err.Error()))
-	c.reason, c.err = "", nil
+	c.reason, c.err, c.failedOpen = "", nil, true
 }
