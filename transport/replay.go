@@ -51,7 +51,9 @@ type MemoryReplayConfig struct {
 	// limit, so the limit does not stop it) cannot lock the others out. With
 	// the defaults one caller may sustain about 100 requests/s; a service
 	// with one dominant caller sizes MaxEntries to 4 × that caller's peak,
-	// or raises this bound (MaxEntries itself: no per-caller bound).
+	// or raises this bound (MaxEntries itself: no per-caller bound). The
+	// store a verifier makes for itself (Config.ReplayStore nil) has no
+	// per-caller bound when the verifier knows a single caller.
 	// Negative or above MaxEntries is invalid. Consume, which names no
 	// caller, is bounded by MaxEntries only.
 	MaxEntriesPerCaller int

@@ -258,15 +258,6 @@ func New(cfg Config) (*Verifier, error) {
 		}
 		v.routeLim = rl
 	}
-	if v.replay == nil {
-		s, err := NewMemoryReplayStore(MemoryReplayConfig{Clock: cfg.Clock})
-		if err != nil {
-			return nil, err
-		}
-		v.replay = s
-	}
-	v.memReplay, _ = v.replay.(*MemoryReplayStore)
-	v.callerRep, _ = v.replay.(CallerReplayStore)
 	if v.peerID == nil {
 		v.peerID = SPIFFEIdentity
 	}
@@ -310,6 +301,21 @@ func New(cfg Config) (*Verifier, error) {
 		}
 		cs.legacy = true
 	}
+	if v.replay == nil {
+		// The per-caller share keeps one caller from locking the others out;
+		// a sole caller has nobody to lock out, so it gets the whole store.
+		rc := MemoryReplayConfig{Clock: cfg.Clock}
+		if len(v.callers) == 1 {
+			rc.MaxEntriesPerCaller = DefaultReplayEntries
+		}
+		s, err := NewMemoryReplayStore(rc)
+		if err != nil {
+			return nil, err
+		}
+		v.replay = s
+	}
+	v.memReplay, _ = v.replay.(*MemoryReplayStore)
+	v.callerRep, _ = v.replay.(CallerReplayStore)
 	for _, cs := range v.callers {
 		if cs.legacy {
 			// Legacy signs neither the caller nor the request id: the key is
