@@ -1,5 +1,11 @@
 # crossservice — the two commands a newcomer runs are `make demo` and `make test`.
 GO        ?= go
+# Every target builds and tests with go1.27.3, the newest Go release the module
+# proxy serves here: go1.26.8's standard library has known vulnerabilities
+# (net/http, crypto/tls, crypto/x509, net/textproto) fixed since. go.mod still
+# says go 1.26.8, the oldest Go the library builds with; `make test
+# GOTOOLCHAIN=local` tests with the machine's own Go.
+export GOTOOLCHAIN := go1.27.3
 FUZZTIME  ?= 3s
 RACE      ?= -race
 # bench: time per benchmark per round, and rounds (benchstat needs 6 for a
@@ -11,7 +17,7 @@ BENCHOUT  ?= $(BIN)/bench
 BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
 BENCHSTAT := $(BIN)/benchstat-$(BENCHSTAT_VERSION)/benchstat
 
-.PHONY: all test vet unit fuzz demo clean bench soak lint
+.PHONY: all test vet unit fuzz demo clean bench soak lint vulncheck
 
 all: test
 
@@ -36,11 +42,35 @@ soak:
 
 ## lint: staticcheck over the module (installed from the module proxy into $(BIN)).
 STATICCHECK_VERSION ?= v0.8.2
-STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+# Tools that load packages are built per toolchain: one built by an older Go
+# cannot type-check a newer standard library.
+STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)-$(GOTOOLCHAIN)/staticcheck
 $(STATICCHECK):
 	GOBIN=$(abspath $(dir $(STATICCHECK))) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 lint: $(STATICCHECK)
 	$(STATICCHECK) ./...
+
+## vulncheck: govulncheck over both modules (root and bench/), against a
+## vulnerability database built from the golang.org/x/vulndb module at a pinned
+## version (fetched from the module proxy, so it runs where the database's own
+## host is out of reach). Raise VULNDB_VERSION to see newer reports, or give
+## GOVULNDB (a URL or file:// path) to use another database.
+GOVULNCHECK_VERSION ?= v1.9.0
+VULNDB_VERSION      ?= v0.0.0-20261105234957-e22db6528018
+GOVULNCHECK := $(BIN)/govulncheck-$(GOVULNCHECK_VERSION)-$(GOTOOLCHAIN)/govulncheck
+VULNDB_DIR  := $(BIN)/vulndb-$(VULNDB_VERSION)
+GOVULNDB    ?= file://$(VULNDB_DIR)
+$(GOVULNCHECK):
+	GOBIN=$(abspath $(dir $@)) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+$(VULNDB_DIR)/index/db.json:
+	@src=$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	test -d "$$src/data/osv" || { echo "vulncheck: no data/osv in golang.org/x/vulndb@$(VULNDB_VERSION)" >&2; exit 1; }; \
+	rm -rf $(VULNDB_DIR).tmp && \
+	$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$src/data/osv" -out $(VULNDB_DIR).tmp && \
+	rm -rf $(VULNDB_DIR) && mv $(VULNDB_DIR).tmp $(VULNDB_DIR)
+vulncheck: $(GOVULNCHECK) $(if $(filter file://$(VULNDB_DIR),$(GOVULNDB)),$(VULNDB_DIR)/index/db.json)
+	$(GOVULNCHECK) -db $(GOVULNDB) ./...
+	cd bench && $(GOVULNCHECK) -db $(GOVULNDB) ./...
 
 ## clean: remove built tools and benchmark output.
 clean:

@@ -2,6 +2,8 @@ module github.com/lifenavigator/crossservice
 
 go 1.26.8
 
+toolchain go1.27.3
+
 require (
 	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/go-playground/validator/v10 v10.30.6

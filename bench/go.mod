@@ -5,6 +5,8 @@ module github.com/lifenavigator/crossservice/bench
 
 go 1.26.8
 
+toolchain go1.27.3
+
 require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/lifenavigator/crossservice v0.0.0

@@ -11,8 +11,10 @@
 // plus each one's deterministic keyset), and the keys it opens with.
 // Seal validates the whole value with go-playground/validator, then writes
 // the recipient's projection of it as JSON, byte for byte what
-// encoding/json would write for the filtered value, with every sensitive
-// value encrypted in place, and seals the result in an envelope.
+// encoding/json would write for the filtered value (invalid UTF-8 in a
+// clear string becomes the escape \ufffd whatever the Go version, where
+// Go 1.27's encoding/json writes the character itself), with every
+// sensitive value encrypted in place, and seals the result in an envelope.
 //
 // # Opening
 //

@@ -20,7 +20,10 @@ import (
 // replacing each sensitive value by the marker envelope.Message.AppendField
 // makes of it. Its output is byte for byte what encoding/json writes for
 // the same (filtered) value: the same escaping, float format, map key order
-// and omitempty rules.
+// and omitempty rules. One choice does not follow the toolchain: invalid
+// UTF-8 in a clear string is written as \ufffd (Go 1.26 and earlier; Go
+// 1.27 writes the three bytes of U+FFFD), so the bytes sealed never depend
+// on the Go version that built the sender.
 type encoder struct {
 	msg      *envelope.Message
 	path     []byte // concrete JSON Pointer of the value being written

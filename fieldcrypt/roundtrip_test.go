@@ -285,6 +285,9 @@ func TestClearOutputIsEncodingJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Go 1.27's encoding/json writes U+FFFD itself for invalid UTF-8 where
+	// earlier versions (and the encoder, on every version) write \ufffd.
+	want = bytes.ReplaceAll(want, []byte("\uFFFD"), []byte(`\ufffd`))
 	if !bytes.Equal(e.Data, want) {
 		t.Errorf("data\n%s\nencoding/json\n%s", e.Data, want)
 	}

@@ -263,7 +263,7 @@ func (fb *fileBuilder) field(f map[string]any, ptr, parent string, index int) (r
 	}
 	if !validJSONName(name) {
 		return sf, "", &FileError{Pointer: ptr, Field: path, Member: "name",
-			Reason: "not a name encoding/json accepts (letters, digits and !#$%&()*+-./:;<=>?@[]^_{|}~ and space only)"}
+			Reason: jsonNameRule}
 	}
 	if name == MarkerMember {
 		return sf, "", &FileError{Pointer: ptr, Field: path, Member: "name",

@@ -512,6 +512,10 @@ func (b *builder) fillStruct(n *Node) error {
 					continue
 				}
 				jt := parseJSONTag(tags.json, tags.hasJSON)
+				if jt.badName {
+					return &TagError{Type: lv.typ, Field: sf.Name, Tag: tagJSON,
+						Reason: "json name " + quoteForError(jt.rawName) + " is " + jsonNameRule + "; Go versions disagree on what it becomes"}
+				}
 				if jt.skip {
 					if ours {
 						return &TagError{Type: lv.typ, Field: sf.Name, Tag: firstOurs(tags),

@@ -170,7 +170,9 @@ type jsonTag struct {
 	name      string
 	omitEmpty bool
 	omitZero  bool
-	quoted    bool // the ",string" option
+	quoted    bool   // the ",string" option
+	badName   bool   // a name encoding/json does not accept
+	rawName   string // the name as written, when badName
 }
 
 func parseJSONTag(v string, present bool) jsonTag {
@@ -185,6 +187,8 @@ func parseJSONTag(v string, present bool) jsonTag {
 	name, opts, _ := strings.Cut(v, ",")
 	if validJSONName(name) {
 		jt.name = name
+	} else if name != "" {
+		jt.badName, jt.rawName = true, name
 	}
 	for opts != "" {
 		var o string
@@ -201,8 +205,13 @@ func parseJSONTag(v string, present bool) jsonTag {
 	return jt
 }
 
-// validJSONName is encoding/json's isValidTag: a name it does not accept is
-// replaced by the Go field name, and so it is here.
+// jsonNameRule says why a json name was refused.
+const jsonNameRule = "not a name encoding/json accepts (letters, digits and !#$%&()*+-./:;<=>?@[]^_{|}~ and space only)"
+
+// validJSONName is encoding/json's isValidTag (and valid UTF-8). Go 1.26's
+// encoding/json replaces a name it does not accept by the Go field name; Go
+// 1.27's reads part of it. A plan refuses such a name (a [TagError]) rather
+// than guess which member the other side will see.
 func validJSONName(s string) bool {
 	if s == "" {
 		return false
