@@ -15,6 +15,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/lifenavigator/crossservice/internal/names"
+	"github.com/lifenavigator/crossservice/internal/sealhook"
 )
 
 // Reuse bounds how long a sealer keeps one wrapped data key. Reuse trades a
@@ -423,21 +424,31 @@ func (m *Message) AppendField(dst []byte, mode Mode, path, schemaPath, plaintext
 // Finish computes the tag over the exact header and data bytes and returns
 // the whole envelope. data must be a JSON object (the value with its
 // sensitive fields replaced by markers); it is embedded byte for byte.
-func (m *Message) Finish(data []byte) ([]byte, error) {
+func (m *Message) Finish(data []byte) ([]byte, error) { return m.finish(data, true) }
+
+func init() {
+	sealhook.FinishEncoded = func(m any, data []byte) ([]byte, error) { return m.(*Message).finish(data, false) }
+}
+
+// finish is Finish; with check false (fieldcrypt's encoder, through
+// internal/sealhook) data is not scanned, only required to start with '{'.
+func (m *Message) finish(data []byte, check bool) ([]byte, error) {
 	if m == nil || m.aead == nil {
 		return nil, errNotConstructed
 	}
 	if m.finished {
 		return nil, errors.New("envelope: Finish called twice")
 	}
-	if !utf8.Valid(data) {
+	if check && !utf8.Valid(data) {
 		return nil, errors.New("envelope: data is not valid UTF-8")
 	}
 	if len(data) == 0 || data[0] != '{' {
 		return nil, errors.New("envelope: data is not a JSON object")
 	}
-	if end, ok := skipValue(data, 0, 1); !ok || end != len(data) {
-		return nil, errors.New("envelope: data is not a JSON object")
+	if check {
+		if end, ok := skipValue(data, 0, 1); !ok || end != len(data) {
+			return nil, errors.New("envelope: data is not a JSON object")
+		}
 	}
 	// The associated data is only read by the AEAD: a pooled buffer serves.
 	// It holds the header and data, clear fields and markers, never a

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lifenavigator/crossservice/envelope"
 	"github.com/lifenavigator/crossservice/internal/names"
+	"github.com/lifenavigator/crossservice/internal/sealhook"
 	"github.com/lifenavigator/crossservice/schema"
 )
 
@@ -286,7 +287,8 @@ func (c *Codec) Seal(v any, recipient string) ([]byte, error) {
 	data, err := e.appendStruct(e.out, proj, rv, false)
 	var out []byte
 	if err == nil {
-		out, err = msg.Finish(data) // copies data
+		// The encoder writes well-formed JSON only: no second scan.
+		out, err = sealhook.FinishEncoded(msg, data) // copies data
 	}
 	e.msg = nil
 	if cap(data) <= 64<<10 { // do not pin large buffers

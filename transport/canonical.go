@@ -281,6 +281,9 @@ func validMethod(s string) bool {
 
 func validSignature(s string) bool { return len(s) == 2*sha256.Size && allLowerHex(s) }
 
+// maxTimestamp is the largest timestamp of MaxTimestampDigits digits.
+const maxTimestamp = 999_999_999_999_999
+
 // parseTimestamp accepts "0" or 1..15 digits without a leading zero.
 func parseTimestamp(s string) (int64, bool) {
 	if len(s) == 0 || len(s) > MaxTimestampDigits || (s[0] == '0' && len(s) > 1) {

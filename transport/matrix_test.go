@@ -360,6 +360,34 @@ func TestSignerRefusesControlBytes(t *testing.T) {
 			require.Empty(t, req.Header.Get(transport.HeaderSignature))
 		})
 	}
+	// A clock or a request id source the signer cannot sign with.
+	for name, cfg := range map[string]transport.SignerConfig{
+		"clock before 1970":      {Clock: func() time.Time { return time.UnixMilli(-1) }},
+		"clock after 33658":      {Clock: func() time.Time { return time.UnixMilli(1_000_000_000_000_000) }},
+		"v1 id not a UUID":       {RequestID: func() (string, error) { return "req-1", nil }},
+		"v1 id in uppercase":     {RequestID: func() (string, error) { return "019B7A3E-8C00-7D2A-9F3B-5E6D7C8B9A01", nil }},
+		"legacy id with a space": {Scheme: transport.SchemeLegacy, RequestID: func() (string, error) { return "req 1", nil }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg.Caller, cfg.Target, cfg.Environment, cfg.Key = "frontend", "financial-api", transport.Production, d.frontend1
+			s, err := transport.NewSigner(cfg)
+			require.NoError(t, err)
+			req := newRequest(t, "GET", "https://x/a", "", nil)
+			err = s.Sign(req)
+			var ce *transport.ComponentError
+			require.ErrorAs(t, err, &ce)
+			require.Empty(t, req.Header.Get(transport.HeaderSignature))
+		})
+	}
+	// At the edges: the first and the last millisecond a timestamp can name.
+	for _, ms := range []int64{0, 999_999_999_999_999} {
+		s, err := transport.NewSigner(transport.SignerConfig{Caller: "frontend", Target: "financial-api",
+			Environment: transport.Production, Key: d.frontend1, Clock: func() time.Time { return time.UnixMilli(ms) }})
+		require.NoError(t, err)
+		req := newRequest(t, "GET", "https://x/a", "", nil)
+		require.NoError(t, s.Sign(req))
+		require.Equal(t, strconv.FormatInt(ms, 10), req.Header.Get(transport.HeaderTimestamp))
+	}
 }
 
 // TestTLS12ClientFails: the server helper refuses a TLS 1.2-only client, and

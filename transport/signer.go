@@ -184,13 +184,18 @@ func (s *Signer) sign(req *http.Request, ks *keyState, method, path, query, ctyp
 		meta.Write(strconv.AppendInt(sc.buf[:0], now, 10))
 		reqID, ts = id, meta.String()
 	}
-	if s.scheme == SchemeV1 && !validUUID(reqID) {
-		return &ComponentError{Component: "request id", Reason: "not a canonical lowercase UUID"}
+	// An id of our own making is a canonical UUID by construction; one from
+	// SignerConfig.RequestID is checked.
+	if s.newID != nil {
+		if s.scheme == SchemeV1 && !validUUID(reqID) {
+			return &ComponentError{Component: "request id", Reason: "not a canonical lowercase UUID"}
+		}
+		if s.scheme == SchemeLegacy && !validLegacyRequestID(reqID) {
+			return &ComponentError{Component: "request id", Reason: "not 1..128 bytes of visible ASCII"}
+		}
 	}
-	if s.scheme == SchemeLegacy && !validLegacyRequestID(reqID) {
-		return &ComponentError{Component: "request id", Reason: "not 1..128 bytes of visible ASCII"}
-	}
-	if _, ok := parseTimestamp(ts); !ok {
+	// What parseTimestamp accepts: 0 to MaxTimestampDigits digits.
+	if now < 0 || now > maxTimestamp {
 		return &ComponentError{Component: "timestamp", Reason: "clock before 1970 or after year 33658"}
 	}
 
