@@ -22,11 +22,15 @@ func statusesOf(h *keyset.Handle) keyStatuses {
 }
 
 // check resolves an id as it appears on the wire (kid is its text).
+// kid is the id as written, or "" to format id (only when it is retired).
 func (m keyStatuses) check(id uint32, kid string) error {
 	switch m[id] {
 	case tinkpb.KeyStatusType_ENABLED:
 		return nil
 	case tinkpb.KeyStatusType_DISABLED, tinkpb.KeyStatusType_DESTROYED:
+		if kid == "" {
+			kid = formatTinkKeyID(id)
+		}
 		return &KeyRetiredError{KeyID: kid}
 	default: // unknown id
 		return ErrCannotOpen

@@ -44,9 +44,13 @@ func appendMarker(dst []byte, mode Mode, ct []byte) []byte {
 // parseMarker reads a marker object: exactly the members "$enc" and "ct"
 // (any order, JSON whitespace allowed), "$enc" naming mode, "ct" strict
 // base64url. It returns the decoded ct.
-func parseMarker(b []byte, mode Mode) ([]byte, error) {
-	if ct, ok := parseCanonicalMarker(b, mode); ok {
-		return ct, nil
+func parseMarker(b []byte, mode Mode) ([]byte, error) { return appendMarkerCT(nil, b, mode) }
+
+// appendMarkerCT is parseMarker appending the decoded ct to dst, as append
+// does: the result is dst followed by ct.
+func appendMarkerCT(dst, b []byte, mode Mode) ([]byte, error) {
+	if out, ok := parseCanonicalMarker(dst, b, mode); ok {
+		return out, nil
 	}
 	if !utf8.Valid(b) {
 		return nil, parseErr("invalid UTF-8 in marker")
@@ -85,7 +89,7 @@ func parseMarker(b []byte, mode Mode) ([]byte, error) {
 		// expects this one: a downgrade attempt or a schema mismatch.
 		return nil, ErrCannotOpen
 	}
-	return ct, nil
+	return append(dst, ct...), nil
 }
 
 // Canonical marker openings, as appendMarker writes them.
@@ -98,7 +102,7 @@ const (
 // writes, of the given mode, with a ct that decodes: what parseMarker
 // returns for such input, without its general parser. It reports false for
 // anything else, which parseMarker then judges.
-func parseCanonicalMarker(b []byte, mode Mode) ([]byte, bool) {
+func parseCanonicalMarker(dst, b []byte, mode Mode) ([]byte, bool) {
 	open := randomMarker
 	if mode == Deterministic {
 		open = deterministicMarker
@@ -114,7 +118,7 @@ func parseCanonicalMarker(b []byte, mode Mode) ([]byte, bool) {
 			return nil, false
 		}
 	}
-	out, err := base64.RawURLEncoding.Strict().AppendDecode(nil, ct)
+	out, err := base64.RawURLEncoding.Strict().AppendDecode(dst, ct)
 	if err != nil {
 		return nil, false
 	}

@@ -3,6 +3,7 @@ package envelope
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/aead/subtle"
@@ -187,30 +188,50 @@ func (m *Opened) OpenField(marker []byte, mode Mode, path, schemaPath []byte) ([
 	if !validPointer(path) || !validPointer(schemaPath) {
 		return nil, errors.New("envelope: field path is not a non-empty JSON Pointer")
 	}
-	ct, err := parseMarker(marker, mode)
+	// The decoded ciphertext and the associated data go in one pooled
+	// buffer: neither is kept by the AEAD, and neither is secret.
+	bp := scratchPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledScratch {
+			scratchPool.Put(bp)
+		}
+	}()
+	buf, err := appendMarkerCT((*bp)[:0], marker, mode)
 	if err != nil {
 		return nil, err
 	}
+	n := len(buf) // buf[:n] is the ciphertext, buf[n:] the associated data
 	var pt []byte
 	switch mode {
 	case Random:
-		ad := appendLP(append(make([]byte, 0, len(m.fieldAD)+4+len(path)), m.fieldAD...), path)
-		if pt, err = m.aead.Decrypt(ct, ad); err != nil {
-			return nil, ErrCannotOpen
+		buf = appendLP(append(buf, m.fieldAD...), path)
+		pt, err = m.aead.Decrypt(buf[:n], buf[n:])
+		if err != nil {
+			err = ErrCannotOpen
 		}
 	case Deterministic:
+		buf = detAD(buf, m.Header.Type, schemaPath)
 		if m.det == nil {
-			return nil, ErrCannotOpen
+			err = ErrCannotOpen
+		} else {
+			pt, err = m.det.open(buf[:n], buf[n:])
 		}
-		if pt, err = m.det.open(ct, detAD(nil, m.Header.Type, schemaPath)); err != nil {
-			return nil, err
-		}
+	}
+	*bp = buf[:0]
+	if err != nil {
+		return nil, err
 	}
 	if !validJSON(pt) {
 		return nil, ErrCannotOpen
 	}
 	return pt, nil
 }
+
+// scratchPool holds OpenField's buffers; above maxPooledScratch bytes they
+// are left to the collector.
+var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledScratch = 16 << 10
 
 // String describes the opener without key material.
 func (o *Opener) String() string { return "envelope.Opener(" + o.self + ")" }

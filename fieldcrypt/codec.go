@@ -144,6 +144,7 @@ func (c *Codec) typePlanFor(t reflect.Type) (*typePlan, error) {
 type openCheck struct {
 	skip   bool                 // nothing in the type can fail validation
 	filter validator.FilterFunc // nil: every field (the filter would skip nothing that can fail)
+	quick  *quickCheck          // of the fields received; nil: run validator
 }
 
 // New checks cfg and returns a Codec. Invalid values are errors, never
@@ -272,6 +273,9 @@ func (c *Codec) Seal(v any, recipient string) ([]byte, error) {
 	run := true
 	if vp := tp.val; vp != nil {
 		run, filter = !vp.free, vp.skips
+		if run && vp.quick != nil && vp.quick.ok(rv) {
+			run = false // validator would accept it (see quickCheck)
+		}
 	}
 	if run {
 		if err := validate(c.validate, rv.Addr().Interface(), filter, false); err != nil {
@@ -389,7 +393,7 @@ func (c *Codec) open(data []byte, dst any, sender string) (envelope.Header, erro
 	if proj != tp.self {
 		chk = c.check(plan, proj)
 	}
-	if !chk.skip {
+	if !chk.skip && (chk.quick == nil || !chk.quick.ok(fresh.Elem())) {
 		if err := validate(c.validate, fresh.Interface(), chk.filter, true); err != nil {
 			return envelope.Header{}, err
 		}
@@ -416,6 +420,9 @@ func (c *Codec) check(plan *schema.Plan, proj *schema.Projection) *openCheck {
 		var recv validator.FilterFunc
 		if filterMatters(plan.Type, buildVnode(proj, map[*schema.Projection]*vnode{}), map[filterVisit]bool{}) {
 			recv = buildFilter(plan.Type.Name(), proj)
+		}
+		if vp.quick != nil {
+			chk.quick = vp.quick.forProjection(proj)
 		}
 		switch {
 		case recv != nil && vp.skip != nil:

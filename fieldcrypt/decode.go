@@ -599,7 +599,13 @@ func (d *decoder) array(p *schema.Projection, v reflect.Value, sealed bool) erro
 			ev = v.Index(n)
 		} else {
 			if n >= v.Cap() {
-				v.Grow(1)
+				// Room for four small elements at first (encoding/json
+				// grows by one, and so allocates three times for three).
+				if n == 0 && p.Node.Type.Elem().Size() <= 64 {
+					v.Grow(4)
+				} else {
+					v.Grow(1)
+				}
 			}
 			v.SetLen(n + 1)
 			ev = v.Index(n)

@@ -161,6 +161,9 @@ type valPlan struct {
 	skip *nameSet
 	// skips is the filter that skips them, nil with skip.
 	skips validator.FilterFunc
+	// quick answers for validator when the type's tags allow (see
+	// quickCheck); nil otherwise.
+	quick *quickCheck
 }
 
 // nameSet is a set of strings that validator's filter, called for every
@@ -215,6 +218,7 @@ func valPlanFor(t reflect.Type) *valPlan {
 			p.skip = newNameSet(skip)
 			p.skips = p.skip.has
 		}
+		p.quick = compileQuick(t)
 	}
 	v, _ := valPlans.LoadOrStore(t, p)
 	return v.(*valPlan)
