@@ -44,7 +44,7 @@ soak:
 STATICCHECK_VERSION ?= v0.8.2
 # Tools that load packages are built per toolchain: one built by an older Go
 # cannot type-check a newer standard library.
-STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)-$(GOTOOLCHAIN)/staticcheck
+STATICCHECK := $(abspath $(BIN))/staticcheck-$(STATICCHECK_VERSION)-$(GOTOOLCHAIN)/staticcheck
 $(STATICCHECK):
 	GOBIN=$(abspath $(dir $(STATICCHECK))) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 lint: $(STATICCHECK)
@@ -57,20 +57,21 @@ lint: $(STATICCHECK)
 ## GOVULNDB (a URL or file:// path) to use another database.
 GOVULNCHECK_VERSION ?= v1.9.0
 VULNDB_VERSION      ?= v0.0.0-20261105234957-e22db6528018
-GOVULNCHECK := $(BIN)/govulncheck-$(GOVULNCHECK_VERSION)-$(GOTOOLCHAIN)/govulncheck
-VULNDB_DIR  := $(BIN)/vulndb-$(VULNDB_VERSION)
+GOVULNCHECK := $(abspath $(BIN))/govulncheck-$(GOVULNCHECK_VERSION)-$(GOTOOLCHAIN)/govulncheck
+VULNDB_DIR  := $(abspath $(BIN))/vulndb-$(VULNDB_VERSION)
 GOVULNDB    ?= file://$(VULNDB_DIR)
 $(GOVULNCHECK):
 	GOBIN=$(abspath $(dir $@)) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
 $(VULNDB_DIR)/index/db.json:
-	@src=$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
-	test -d "$$src/data/osv" || { echo "vulncheck: no data/osv in golang.org/x/vulndb@$(VULNDB_VERSION)" >&2; exit 1; }; \
-	rm -rf $(VULNDB_DIR).tmp && \
-	$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$src/data/osv" -out $(VULNDB_DIR).tmp && \
-	rm -rf $(VULNDB_DIR) && mv $(VULNDB_DIR).tmp $(VULNDB_DIR)
+	$(GO) mod download golang.org/x/vulndb@$(VULNDB_VERSION)
+	@src="$$($(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv"; \
+	test -d "$$src" || { echo "vulncheck: $$src is missing" >&2; exit 1; }; \
+	rm -rf "$(VULNDB_DIR).tmp" && \
+	$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$src" -out "$(VULNDB_DIR).tmp" && \
+	rm -rf "$(VULNDB_DIR)" && mv "$(VULNDB_DIR).tmp" "$(VULNDB_DIR)"
 vulncheck: $(GOVULNCHECK) $(if $(filter file://$(VULNDB_DIR),$(GOVULNDB)),$(VULNDB_DIR)/index/db.json)
-	$(GOVULNCHECK) -db $(GOVULNDB) ./...
-	cd bench && $(GOVULNCHECK) -db $(GOVULNDB) ./...
+	"$(GOVULNCHECK)" -db "$(GOVULNDB)" ./...
+	cd bench && "$(GOVULNCHECK)" -db "$(GOVULNDB)" ./...
 
 ## clean: remove built tools and benchmark output.
 clean:

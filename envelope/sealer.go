@@ -431,7 +431,10 @@ func init() {
 }
 
 // finish is Finish; with check false (fieldcrypt's encoder, through
-// internal/sealhook) data is not scanned, only required to start with '{'.
+// internal/sealhook) the structure of data is not scanned, only required to
+// start with '{'. Its UTF-8 is checked either way: a type's own MarshalJSON
+// (or a json.RawMessage) can hold invalid UTF-8, which encoding/json lets
+// through.
 func (m *Message) finish(data []byte, check bool) ([]byte, error) {
 	if m == nil || m.aead == nil {
 		return nil, errNotConstructed
@@ -439,7 +442,7 @@ func (m *Message) finish(data []byte, check bool) ([]byte, error) {
 	if m.finished {
 		return nil, errors.New("envelope: Finish called twice")
 	}
-	if check && !utf8.Valid(data) {
+	if !utf8.Valid(data) {
 		return nil, errors.New("envelope: data is not valid UTF-8")
 	}
 	if len(data) == 0 || data[0] != '{' {

@@ -27,6 +27,12 @@
 // *dst. On any error dst is unchanged. [Codec.OpenFrom] also requires the
 // sender the transport authenticated.
 //
+// With the default validator, a type whose validate tags are all among
+// required, omitempty, len, min, max, numeric and email, on fields of a
+// basic kind, is checked without running validator; validator still runs,
+// and answers, whenever that check refuses a value. The answer is
+// validator's either way.
+//
 // # Keys
 //
 // Keysets are Tink keysets in Tink's JSON format. Secret ones are stored
