@@ -230,13 +230,13 @@ func (s *Signer) sign(req *http.Request, ks *keyState, method, path, query, ctyp
 		req.Header = h
 	}
 	// One backing array for the five values.
-	vals := [...]string{reqID, ts, s.caller, sig, ks.id}
-	all := vals[:]
+	n = len(signingHeaders)
 	if s.scheme != SchemeV1 {
-		all = vals[:4]
+		n--
 		delete(h, hdrKeyID)
 	}
-	all = append([]string(nil), all...)
+	all := make([]string, n)
+	copy(all, []string{reqID, ts, s.caller, sig, ks.id})
 	for i := range all {
 		h[signingHeaders[i]] = all[i : i+1 : i+1]
 	}
