@@ -52,8 +52,9 @@ type MemoryReplayConfig struct {
 	// the defaults one caller may sustain about 100 requests/s; a service
 	// with one dominant caller sizes MaxEntries to 4 × that caller's peak,
 	// or raises this bound (MaxEntries itself: no per-caller bound). The
-	// store a verifier makes for itself (Config.ReplayStore nil) has no
-	// per-caller bound when the verifier knows a single caller.
+	// store a verifier makes for itself (Config.ReplayStore nil) gives each
+	// of its n callers MaxEntries / min(n, 4): the whole store to a sole
+	// caller, half each to two, a third each to three.
 	// Negative or above MaxEntries is invalid. Consume, which names no
 	// caller, is bounded by MaxEntries only.
 	MaxEntriesPerCaller int

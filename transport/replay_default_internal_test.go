@@ -2,9 +2,9 @@ package transport
 
 import "testing"
 
-// The store a verifier makes for itself bounds each caller's share only when
-// there is another caller to protect: a sole caller (the common
-// frontend → service case) may use the whole store.
+// The store a verifier makes for itself gives each caller an equal share,
+// at least a quarter: a sole caller (the common frontend → service case)
+// may use the whole store.
 func TestDefaultReplayStoreShare(t *testing.T) {
 	key := func(id string) Key {
 		k, err := NewKey(id, []byte("0123456789abcdef0123456789abcdef-"+id))
@@ -18,7 +18,10 @@ func TestDefaultReplayStoreShare(t *testing.T) {
 		want    int
 	}{
 		{[]string{"frontend"}, DefaultReplayEntries},
-		{[]string{"frontend", "analytics-service"}, DefaultReplayEntries / 4},
+		{[]string{"frontend", "analytics-service"}, DefaultReplayEntries / 2},
+		{[]string{"frontend", "analytics-service", "billing"}, DefaultReplayEntries / 3},
+		{[]string{"a", "b", "c", "d"}, DefaultReplayEntries / 4},
+		{[]string{"a", "b", "c", "d", "e", "f"}, DefaultReplayEntries / 4},
 	} {
 		var keys []KeyEntry
 		for _, c := range tc.callers {

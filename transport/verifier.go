@@ -302,12 +302,11 @@ func New(cfg Config) (*Verifier, error) {
 		cs.legacy = true
 	}
 	if v.replay == nil {
-		// The per-caller share keeps one caller from locking the others out;
-		// a sole caller has nobody to lock out, so it gets the whole store.
-		rc := MemoryReplayConfig{Clock: cfg.Clock}
-		if len(v.callers) == 1 {
-			rc.MaxEntriesPerCaller = DefaultReplayEntries
-		}
+		// The per-caller share keeps one caller from locking the others out:
+		// an equal share each, and at least a quarter of the store (a sole
+		// caller has nobody to lock out, so it gets the whole store).
+		rc := MemoryReplayConfig{Clock: cfg.Clock,
+			MaxEntriesPerCaller: DefaultReplayEntries / min(len(v.callers), 4)}
 		s, err := NewMemoryReplayStore(rc)
 		if err != nil {
 			return nil, err
