@@ -444,3 +444,91 @@ func TestOpenDefaultValidation(t *testing.T) {
 		})
 	}
 }
+
+// Quick has only tags the codec checks without validator (see quickCheck):
+// refusals still come from validator, with its paths and tags, and a tagged
+// field another recipient receives is not checked on opening.
+type Quick struct {
+	ID    string  `json:"id" share:"*" validate:"required"`
+	Email string  `json:"email" share:"financial-service" validate:"required,email"`
+	Code  string  `json:"code" share:"financial-service" validate:"omitempty,len=3,numeric"`
+	N     int     `json:"n" share:"*" validate:"required"`
+	Other string  `json:"other" share:"analytics-service" validate:"required,min=2"`
+	F     float64 `json:"f" share:"*"`
+}
+
+func TestQuickValidationAnswersAsValidator(t *testing.T) {
+	front, fin := newParty(t, frontend), newParty(t, financial)
+	sender := front.codec(t, fin)
+	none := validator.New()
+	none.SetTagName("no-such-tag") // a sender that checks nothing
+	lax := front.codecWith(t, fieldcrypt.Config{Validator: none}, fin)
+	opener := fin.codec(t, front)
+	valid := Quick{ID: "q1", Email: "ada@example.com", Code: "123", N: 1, Other: "xy"}
+
+	env, err := sender.Seal(&valid, financial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Quick
+	if _, err := opener.Open(env, &got); err != nil {
+		t.Fatalf("Open of a valid value: %v", err)
+	}
+	// The value checked on opening lacks Other (not shared with the
+	// financial service): absent, not invalid.
+	if got.Other != "" || got.Email != valid.Email {
+		t.Fatalf("opened %+v", got)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Quick)
+		seal   []fieldcrypt.Violation // what Seal says (the whole value)
+		open   []fieldcrypt.Violation // what Open says of the lax sender's envelope; nil: it opens
+	}{
+		{"email not an address", func(q *Quick) { q.Email = "not an address" },
+			[]fieldcrypt.Violation{{Path: "Quick.email", Tag: "email"}}, []fieldcrypt.Violation{{Path: "Quick.email", Tag: "email"}}},
+		{"email validator accepts but the quick check does not", func(q *Quick) { q.Email = `"a b"@example.com` }, nil, nil},
+		{"code too long", func(q *Quick) { q.Code = "1234" },
+			[]fieldcrypt.Violation{{Path: "Quick.code", Tag: "len"}}, []fieldcrypt.Violation{{Path: "Quick.code", Tag: "len"}}},
+		{"code empty (omitempty)", func(q *Quick) { q.Code = "" }, nil, nil},
+		{"n zero", func(q *Quick) { q.N = 0 },
+			[]fieldcrypt.Violation{{Path: "Quick.n", Tag: "required"}}, []fieldcrypt.Violation{{Path: "Quick.n", Tag: "required"}}},
+		{"other too short: Seal checks it, financial never receives it", func(q *Quick) { q.Other = "x" },
+			[]fieldcrypt.Violation{{Path: "Quick.other", Tag: "min"}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := valid
+			tc.mutate(&v)
+			_, err := sender.Seal(&v, financial)
+			checkViolations(t, "Seal", err, tc.seal)
+			env, err := lax.Seal(&v, financial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := Quick{ID: "before"}
+			_, err = opener.Open(env, &dst)
+			checkViolations(t, "Open", err, tc.open)
+			if tc.open != nil && dst != (Quick{ID: "before"}) {
+				t.Errorf("dst changed on a refused Open")
+			}
+		})
+	}
+}
+
+func checkViolations(t *testing.T, op string, err error, want []fieldcrypt.Violation) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Errorf("%s = %v, want success", op, err)
+		}
+		return
+	}
+	var ve *fieldcrypt.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("%s = %v, want a *ValidationError", op, err)
+	}
+	if !reflect.DeepEqual(ve.Violations, want) {
+		t.Errorf("%s violations %+v, want %+v", op, ve.Violations, want)
+	}
+}
