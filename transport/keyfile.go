@@ -151,10 +151,11 @@ var keyFileShape = &jsonShape{members: map[string]*jsonShape{
 // only.
 func checkMembers(dec *json.Decoder, shape *jsonShape, path string) error {
 	bad := func(format string, a ...any) error {
+		msg := fmt.Sprintf(format, a...)
 		if path != "" {
-			format = path + ": " + format
+			msg = path + ": " + msg // never a format: it may hold '%'
 		}
-		return fmt.Errorf("transport: key file: "+format+": %w", append(a, ErrInvalidConfig)...)
+		return fmt.Errorf("transport: key file: %s: %w", msg, ErrInvalidConfig)
 	}
 	tok, err := dec.Token()
 	if err != nil {
@@ -192,9 +193,14 @@ func checkMembers(dec *json.Decoder, shape *jsonShape, path string) error {
 				return bad("a member given twice")
 			}
 			seen[name] = true
+			// A name the shape lists is safe to print; any other (inside
+			// a value of no known shape) might be a misplaced secret.
 			subPath := name
+			if sub == nil && (shape == nil || shape.members == nil) {
+				subPath = "(member)"
+			}
 			if path != "" {
-				subPath = path + "." + name
+				subPath = path + "." + subPath
 			}
 			if err := checkMembers(dec, sub, subPath); err != nil {
 				return err

@@ -647,4 +647,19 @@ func TestParseKeyFileStrictMembers(t *testing.T) {
 	require.ErrorIs(t, err, transport.ErrInvalidConfig)
 	require.NotContains(t, err.Error(), secretFrontend2, "an unknown member name is not repeated: it may be a secret")
 	require.False(t, strings.Contains(err.Error(), "\n"))
+
+	// Found by FuzzParseKeyFile: a member name inside a value of no known
+	// shape went into the error's path, and from there into its format
+	// string ('%' garbled the message and dropped ErrInvalidConfig).
+	for _, doc := range []string{
+		`[{"%"0`,
+		`[{"%w%s%d` + secretFrontend2 + `":{"x":[1,}}]`,
+		`{"version":{"` + secretFrontend2 + `":[{"%v":1,"%v":2}]}}`,
+	} {
+		_, err := transport.ParseKeyFile([]byte(doc))
+		require.ErrorIs(t, err, transport.ErrInvalidConfig, doc)
+		require.NotContains(t, err.Error(), secretFrontend2, doc)
+		require.NotContains(t, err.Error(), "%!", doc)
+		require.NotContains(t, err.Error(), "%w", doc)
+	}
 }
