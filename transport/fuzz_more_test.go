@@ -111,7 +111,14 @@ func FuzzParseProblem(f *testing.F) {
 			if !errors.Is(err, transport.ErrNotProblem) {
 				t.Fatalf("refusal %v is not ErrNotProblem", err)
 			}
-			if len(body) >= 8 && !strings.Contains(ctype, string(body)) && strings.Contains(err.Error(), string(body)) {
+			// The error may quote the Content-Type (as %q does): what is
+			// left must not hold the body.
+			shown := ctype
+			if len(shown) > 64 {
+				shown = shown[:64] + "..."
+			}
+			msg := strings.ReplaceAll(err.Error(), strconv.Quote(shown), "")
+			if len(body) >= 8 && strings.Contains(msg, string(body)) {
 				t.Fatalf("the error quotes the body: %v", err)
 			}
 			return

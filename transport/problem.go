@@ -125,14 +125,21 @@ func (p *Problem) write(w http.ResponseWriter) {
 // MaxProblemSize bounds what [ParseProblem] reads.
 const MaxProblemSize = 64 << 10
 
+// maxQuotedContentType bounds the Content-Type an error of ParseProblem quotes.
+const maxQuotedContentType = 64
+
 // ParseProblem reads a problem document from resp (at most 64 KiB of its
 // body; the caller still closes resp.Body). It returns an error wrapping
 // [ErrNotProblem] when the Content-Type is not application/problem+json or
 // the body does not parse; Retry-After (delta-seconds) fills RetryAfter.
 func ParseProblem(resp *http.Response) (*Problem, error) {
-	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	ct := resp.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || mt != ProblemContentType {
-		return nil, fmt.Errorf("transport: content type %q: %w", resp.Header.Get("Content-Type"), ErrNotProblem)
+		if len(ct) > maxQuotedContentType { // the remote's bytes: bounded in the error
+			ct = ct[:maxQuotedContentType] + "..."
+		}
+		return nil, fmt.Errorf("transport: content type %q: %w", ct, ErrNotProblem)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxProblemSize))
 	if err != nil {

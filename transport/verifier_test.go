@@ -385,6 +385,12 @@ func TestParseProblem(t *testing.T) {
 		Body: io.NopCloser(strings.NewReader("<html>"))}
 	_, err := transport.ParseProblem(resp)
 	require.ErrorIs(t, err, transport.ErrNotProblem)
+	require.Contains(t, err.Error(), `"text/html"`, "the Content-Type is named, for diagnosis")
+	long := "text/" + strings.Repeat("x", 10<<10)
+	resp = &http.Response{StatusCode: 502, Header: http.Header{"Content-Type": {long}}, Body: http.NoBody}
+	_, err = transport.ParseProblem(resp)
+	require.ErrorIs(t, err, transport.ErrNotProblem)
+	require.Less(t, len(err.Error()), 200, "a remote's Content-Type is bounded in the error")
 	resp = &http.Response{StatusCode: 401, Header: http.Header{"Content-Type": {"application/problem+json; charset=utf-8"}},
 		Body: io.NopCloser(strings.NewReader("{not json"))}
 	_, err = transport.ParseProblem(resp)
