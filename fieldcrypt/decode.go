@@ -1,6 +1,7 @@
 package fieldcrypt
 
 import (
+	"bytes"
 	"encoding"
 	"encoding/base64"
 	"encoding/json"
@@ -530,13 +531,16 @@ func (d *decoder) sealedValue(f *schema.ProjectedField, v reflect.Value) error {
 	if d.pos >= len(d.data) || d.data[d.pos] != '{' {
 		return errBadData // a clear value where a marker is due
 	}
-	marker, err := d.skip()
-	if err != nil {
-		return err
-	}
 	mode := envelope.Random
 	if f.Mode == schema.Deterministic {
 		mode = envelope.Deterministic
+	}
+	marker, ok := d.canonicalMarker(mode)
+	if !ok {
+		var err error
+		if marker, err = d.skip(); err != nil {
+			return err
+		}
 	}
 	pt, err := d.opened.OpenField(marker, mode, d.path, d.spath)
 	if err != nil {
@@ -555,6 +559,33 @@ func (d *decoder) sealedValue(f *schema.ProjectedField, v reflect.Value) error {
 	clear(pt)
 	return err
 }
+
+// canonicalMarker finds the end of a marker written as the sealer writes it
+// ({"$enc":"<mode>","ct":"<base64url>"}) without scanning it as JSON: a
+// base64url ciphertext holds no '"'. Any other form (whitespace, another
+// member order) is left to skip. OpenField checks the marker either way.
+func (d *decoder) canonicalMarker(mode envelope.Mode) ([]byte, bool) {
+	prefix := randomMarkerPrefix
+	if mode == envelope.Deterministic {
+		prefix = deterministicMarkerPrefix
+	}
+	rest := d.data[d.pos:]
+	if len(rest) < len(prefix)+2 || string(rest[:len(prefix)]) != prefix {
+		return nil, false
+	}
+	q := bytes.IndexByte(rest[len(prefix):], '"')
+	end := len(prefix) + q + 2 // past the closing quote and brace
+	if q < 0 || end > len(rest) || rest[end-1] != '}' {
+		return nil, false
+	}
+	d.pos += end
+	return rest[:end], true
+}
+
+const (
+	randomMarkerPrefix        = `{"` + schema.MarkerMember + `":"random","ct":"`
+	deterministicMarkerPrefix = `{"` + schema.MarkerMember + `":"deterministic","ct":"`
+)
 
 func fieldByIndexAlloc(v reflect.Value, index []int) reflect.Value {
 	for i, x := range index {
