@@ -291,7 +291,8 @@ func (c *Codec) Seal(v any, recipient string) ([]byte, error) {
 	data, err := e.appendStruct(e.out, proj, rv, false)
 	var out []byte
 	if err == nil {
-		// The encoder writes well-formed JSON only: no second scan.
+		// The encoder writes well-formed JSON only: no second structural
+		// scan (its UTF-8 is still checked; see internal/sealhook).
 		out, err = sealhook.FinishEncoded(msg, data) // copies data
 	}
 	e.msg = nil

@@ -563,7 +563,9 @@ func (d *decoder) sealedValue(f *schema.ProjectedField, v reflect.Value) error {
 // canonicalMarker finds the end of a marker written as the sealer writes it
 // ({"$enc":"<mode>","ct":"<base64url>"}) without scanning it as JSON: a
 // base64url ciphertext holds no '"'. Any other form (whitespace, another
-// member order) is left to skip. OpenField checks the marker either way.
+// member order) is left to skip. OpenField checks the marker either way, so
+// these prefixes (envelope's appendMarker writes the same) only decide
+// which path finds the marker's end, never whether it is accepted.
 func (d *decoder) canonicalMarker(mode envelope.Mode) ([]byte, bool) {
 	prefix := randomMarkerPrefix
 	if mode == envelope.Deterministic {
