@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"net/url"
 	"strconv"
 
 	"github.com/lifenavigator/crossservice/internal/names"
@@ -145,6 +146,12 @@ func checkCommon(ts, method, path, query string) error {
 	if _, ok := parseTimestamp(ts); !ok {
 		return &ComponentError{Component: "timestamp", Reason: "not 1..15 decimal digits without leading zeros"}
 	}
+	return checkRequestLine(method, path, query)
+}
+
+// checkRequestLine checks the components a signer takes from the request
+// (the timestamp it makes itself).
+func checkRequestLine(method, path, query string) error {
 	if !validMethod(method) {
 		return &ComponentError{Component: "method", Reason: "not an uppercase token"}
 	}
@@ -297,3 +304,37 @@ func parseTimestamp(s string) (int64, bool) {
 	v, err := strconv.ParseInt(s, 10, 64)
 	return v, err == nil
 }
+
+// escapedPath returns u.EscapedPath(). A path without RawPath made only of
+// bytes that url.URL never escapes in a path is its own escaped form, found
+// by one table lookup per byte instead of net/url's general escaper.
+func escapedPath(u *url.URL) string {
+	if u.RawPath == "" {
+		p := u.Path
+		i := 0
+		for i < len(p) && pathVerbatim[p[i]] {
+			i++
+		}
+		if i == len(p) {
+			return p
+		}
+	}
+	return u.EscapedPath()
+}
+
+// pathVerbatim holds the bytes net/url leaves as they are in a path:
+// unreserved characters (RFC 3986 §2.3) and the sub-delimiters and
+// separators it does not escape there ("$&+,/:;=@"). "*" is left out: a
+// path of "*" alone has its own rule in EscapedPath.
+var pathVerbatim = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-_.~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
+}()

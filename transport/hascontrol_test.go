@@ -1,6 +1,10 @@
 package transport
 
-import "testing"
+import (
+	"net/url"
+	"testing"
+	"time"
+)
 
 // hasControl reads eight bytes at a time: it must agree with the byte loop
 // for every byte value at every position, next to bytes that stress the
@@ -39,6 +43,65 @@ func TestHasControlMatchesByteLoop(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// escapedPath's table must agree with url.URL.EscapedPath for every byte
+// value, alone and inside a path, with and without a RawPath, and for
+// paths parsed from request URIs; FuzzEscapedPath carries it further.
+func TestEscapedPathMatchesNetURL(t *testing.T) {
+	check := func(u *url.URL) {
+		t.Helper()
+		if got, want := escapedPath(u), u.EscapedPath(); got != want {
+			t.Fatalf("Path %q RawPath %q: got %q, net/url %q", u.Path, u.RawPath, got, want)
+		}
+	}
+	for c := 0; c < 256; c++ {
+		for _, p := range []string{string(rune(c)), "/" + string([]byte{byte(c)}), "/a" + string([]byte{byte(c)}) + "b/", string([]byte{byte(c)})} {
+			check(&url.URL{Path: p})
+			check(&url.URL{Path: p, RawPath: p})
+		}
+	}
+	for _, p := range []string{"", "*", "/*", "/", "/v1/accounts/42", "/a b", "/a%2Fb", "/é", "/a?b", "/a#b", "/~user/$x&y+z,w;k=v:@"} {
+		check(&url.URL{Path: p})
+	}
+	for _, uri := range []string{"/a%2Fb/c", "/a%2fb", "/%7Euser", "/a%20b", "/plain/path"} {
+		u, err := url.ParseRequestURI(uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(u)
+	}
+}
+
+func FuzzEscapedPath(f *testing.F) {
+	for _, s := range []string{"/v1/accounts/42", "/a%2Fb", "*", "/a b/é", ""} {
+		f.Add(s, "")
+		f.Add(s, s)
+	}
+	f.Fuzz(func(t *testing.T, path, raw string) {
+		u := &url.URL{Path: path, RawPath: raw}
+		if got, want := escapedPath(u), u.EscapedPath(); got != want {
+			t.Fatalf("Path %q RawPath %q: got %q, net/url %q", path, raw, got, want)
+		}
+		if v, err := url.ParseRequestURI("/" + path); err == nil {
+			if got, want := escapedPath(v), v.EscapedPath(); got != want {
+				t.Fatalf("parsed %q: got %q, net/url %q", path, got, want)
+			}
+		}
+	})
+}
+
+// unixMilli reads the wall clock that time.Now reads: taken between two
+// readings of time.Now, it lies between them.
+func TestUnixMilliIsTheWallClock(t *testing.T) {
+	for range 1000 {
+		before := time.Now().UnixMilli()
+		got := unixMilli()
+		after := time.Now().UnixMilli()
+		if got < before || got > after {
+			t.Fatalf("unixMilli %d outside [%d, %d]", got, before, after)
 		}
 	}
 }

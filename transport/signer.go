@@ -42,7 +42,7 @@ type Signer struct {
 	caller, target string
 	env            Environment
 	scheme         Scheme
-	clock          func() time.Time
+	clock          func() time.Time // nil: the system's wall clock, read by unixMilli
 	newID          func() (string, error)
 	key            atomic.Pointer[keyState]
 }
@@ -67,9 +67,6 @@ func NewSigner(cfg SignerConfig) (*Signer, error) {
 	case SchemeV1, SchemeLegacy:
 	default:
 		return nil, fmt.Errorf("transport: SignerConfig.Scheme %q unknown: %w", cfg.Scheme, ErrInvalidConfig)
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
 	}
 	s := &Signer{caller: cfg.Caller, target: cfg.Target, env: cfg.Environment, scheme: cfg.Scheme,
 		clock: cfg.Clock, newID: cfg.RequestID}
@@ -135,16 +132,18 @@ func (s *Signer) Sign(req *http.Request) error {
 	if req.URL.Opaque != "" {
 		return &ComponentError{Component: "path", Reason: "opaque URLs are not supported"}
 	}
-	path := req.URL.EscapedPath()
+	path := escapedPath(req.URL)
 	if path == "" {
 		path = "/"
 	}
 	query := req.URL.RawQuery
-	if err := checkCommon("0", method, path, query); err != nil {
+	if err := checkRequestLine(method, path, query); err != nil {
 		return err
 	}
 	var ctype string
-	switch v := req.Header.Values("Content-Type"); len(v) {
+	// The key is canonical already: index the map as Header.Values would
+	// after canonicalising it.
+	switch v := req.Header[hdrContentType]; len(v) {
 	case 0:
 	case 1:
 		// net/http writes header values trimmed, and receivers strip
@@ -164,7 +163,12 @@ func (s *Signer) Sign(req *http.Request) error {
 func (s *Signer) sign(req *http.Request, ks *keyState, method, path, query, ctype string) error {
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
-	now := s.clock().UnixMilli()
+	var now int64
+	if s.clock == nil {
+		now = unixMilli()
+	} else {
+		now = s.clock().UnixMilli()
+	}
 	// The request id, the timestamp and the signature share one allocation:
 	// strings taken from a Builder stay valid and unchanged as it grows.
 	var meta strings.Builder
