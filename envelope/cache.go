@@ -2,7 +2,6 @@ package envelope
 
 import (
 	"container/list"
-	"crypto/sha256"
 	"sync"
 	"time"
 
@@ -35,48 +34,49 @@ const (
 	defaultCacheTTL  = 10 * time.Minute
 )
 
-// keyCache is a mutex-protected LRU with a TTL, keyed by cacheKey.
+// keyCache is a mutex-protected LRU with a TTL, keyed by the bytes of
+// appendCacheKey.
 type keyCache struct {
 	mu   sync.Mutex
 	size int
 	ttl  time.Duration
 	ll   list.List // front: most recently used *cacheEntry
-	m    map[[sha256.Size]byte]*list.Element
+	m    map[string]*list.Element
 }
 
 type cacheEntry struct {
-	key     [sha256.Size]byte
+	key     string
 	aead    *subtle.AESGCM
 	expires time.Time
 }
 
 func newKeyCache(size int, ttl time.Duration) *keyCache {
-	c := &keyCache{size: size, ttl: ttl, m: make(map[[sha256.Size]byte]*list.Element)}
+	c := &keyCache{size: size, ttl: ttl, m: make(map[string]*list.Element)}
 	c.ll.Init()
 	return c
 }
 
-func (c *keyCache) get(k [sha256.Size]byte, now time.Time) *subtle.AESGCM {
+func (c *keyCache) get(k []byte, now time.Time) *subtle.AESGCM {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.m[k]
+	el, ok := c.m[string(k)] // a lookup by string(k) does not copy k
 	if !ok {
 		return nil
 	}
 	e := el.Value.(*cacheEntry)
 	if !now.Before(e.expires) {
 		c.ll.Remove(el)
-		delete(c.m, k)
+		delete(c.m, e.key)
 		return nil
 	}
 	c.ll.MoveToFront(el)
 	return e.aead
 }
 
-func (c *keyCache) put(k [sha256.Size]byte, a *subtle.AESGCM, now time.Time) {
+func (c *keyCache) put(k []byte, a *subtle.AESGCM, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.m[k]; ok {
+	if el, ok := c.m[string(k)]; ok {
 		e := el.Value.(*cacheEntry)
 		e.aead, e.expires = a, now.Add(c.ttl)
 		c.ll.MoveToFront(el)
@@ -87,5 +87,6 @@ func (c *keyCache) put(k [sha256.Size]byte, a *subtle.AESGCM, now time.Time) {
 		c.ll.Remove(oldest)
 		delete(c.m, oldest.Value.(*cacheEntry).key)
 	}
-	c.m[k] = c.ll.PushFront(&cacheEntry{key: k, aead: a, expires: now.Add(c.ttl)})
+	key := string(k)
+	c.m[key] = c.ll.PushFront(&cacheEntry{key: key, aead: a, expires: now.Add(c.ttl)})
 }

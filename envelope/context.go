@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"unicode/utf8"
 )
@@ -49,13 +48,17 @@ func detAD(dst []byte, typ string, schemaPath []byte) []byte {
 	return appendLP(dst, schemaPath)
 }
 
-// envelopeAD returns LP("xsvc/v1/envelope") || LP(hdr) || LP(data) together
-// with the sub-slices of it that hold hdr and data, so one copy of the input
-// serves both as the authenticated bytes and as the associated data. extra
-// bytes of capacity are left after it, for the caller's use.
-func envelopeAD(hdr, data []byte, extra int) (ad, hdrCopy, dataCopy []byte) {
-	ad = make([]byte, 0, 12+len(labelEnvelope)+len(hdr)+len(data)+extra)
-	ad = appendLP(ad, labelEnvelope)
+// appendEnvelopeAD returns LP("xsvc/v1/envelope") || LP(hdr) || LP(data)
+// together with the sub-slices of it that hold hdr and data, so one copy of
+// the input serves both as the authenticated bytes and as the associated
+// data. extra bytes of capacity are left after it, for the caller's use. It
+// is built in dst[:0] when dst has the capacity, in a new allocation
+// otherwise.
+func appendEnvelopeAD(dst, hdr, data []byte, extra int) (ad, hdrCopy, dataCopy []byte) {
+	if n := 12 + len(labelEnvelope) + len(hdr) + len(data) + extra; cap(dst) < n {
+		dst = make([]byte, 0, n)
+	}
+	ad = appendLP(dst[:0], labelEnvelope)
 	ad = appendLP(ad, hdr)
 	h := len(ad) - len(hdr)
 	ad = appendLP(ad, data)
@@ -68,22 +71,18 @@ func fieldADPrefixLen(h *Header) int {
 	return 20 + len(labelField) + len(h.ID) + len(h.Sender) + len(h.Recipient) + len(h.Type)
 }
 
-// cacheKey names an unwrapped data key by everything that went into
-// unwrapping it: (alg, kid, snd, rcp, wk). A hash keeps the map key small and
-// fixed-size whatever the length of wk.
-func cacheKey(k *KeyInfo, snd, rcp string) [sha256.Size]byte {
-	n := 20 + len(k.Alg) + len(k.KeyID) + len(snd) + len(rcp) + len(k.Wrapped)
-	var stack [256]byte
-	b := stack[:0]
-	if n > len(stack) {
-		b = make([]byte, 0, n)
-	}
+// appendCacheKey appends the name of an unwrapped data key in the cache:
+// everything that went into unwrapping it, LP(alg) || LP(kid) || LP(snd) ||
+// LP(rcp) || LP(wk). The cache compares names byte for byte (a map keyed by
+// the string), so two names never share an entry; wk is no longer than
+// what the identity's Unwrap accepted (80 bytes for HPKE), since only a
+// successful unwrap is cached.
+func appendCacheKey(b []byte, k *KeyInfo, snd, rcp string) []byte {
 	b = appendLP(b, k.Alg)
 	b = appendLP(b, k.KeyID)
 	b = appendLP(b, snd)
 	b = appendLP(b, rcp)
-	b = appendLP(b, k.Wrapped)
-	return sha256.Sum256(b)
+	return appendLP(b, k.Wrapped)
 }
 
 // validPointer reports whether p is a non-empty RFC 6901 JSON Pointer: it

@@ -100,52 +100,74 @@ type Opened struct {
 // [ErrCannotOpen]; malformed input is a [*ParseError], a retired key a
 // [*KeyRetiredError]. The result does not alias envelope.
 func (o *Opener) Open(envelope []byte) (*Opened, error) {
-	if o == nil || o.id == nil {
-		return nil, errNotConstructed
-	}
-	p := new(parsed)
-	if err := parseInto(&p.Envelope, &p.tag, envelope, o.maxSize); err != nil {
+	m := new(Opened)
+	if err := o.openInto(m, envelope, nil); err != nil {
 		return nil, err
+	}
+	return m, nil
+}
+
+// openInto is Open writing its result to m. With buf nil, the verified copy
+// of the header and data (and the random fields' AD prefix after it) is a
+// new allocation; otherwise it is built in *buf, grown as needed, and m is
+// valid only while the caller keeps *buf unchanged (package fieldcrypt,
+// through internal/sealhook, which decodes m.Data at once).
+func (o *Opener) openInto(m *Opened, envelope []byte, buf *[]byte) error {
+	if o == nil || o.id == nil {
+		return errNotConstructed
+	}
+	var p parsed
+	if err := parseInto(&p.Envelope, &p.tag, envelope, o.maxSize); err != nil {
+		return err
 	}
 	e := &p.Envelope
 	h := &e.Header
 	if h.Recipient != o.self {
-		return nil, ErrCannotOpen
+		return ErrCannotOpen
 	}
 	if o.checker != nil {
 		// Before the cache: a hit skips Unwrap, never this check.
 		if err := o.checker.CheckKey(h.Key, h.Sender); err != nil {
-			return nil, cannotOpen(err)
+			return cannotOpen(err)
 		}
 	}
 	a, err := o.dataKey(h)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Copy before verifying, so the bytes returned are the bytes verified
 	// even if the caller reuses its buffer. The random fields' AD prefix
-	// goes in the same allocation, after the copy.
-	ad, _, data := envelopeAD(e.RawHeader, e.Data, fieldADPrefixLen(h))
+	// goes in the same buffer, after the copy.
+	var dst []byte
+	if buf != nil {
+		dst = (*buf)[:0]
+	}
+	ad, _, data := appendEnvelopeAD(dst, e.RawHeader, e.Data, fieldADPrefixLen(h))
+	if buf != nil {
+		*buf = ad[:0]
+	}
 	pt, err := a.Decrypt(e.Tag, ad)
 	if err != nil || len(pt) != 0 {
-		return nil, ErrCannotOpen
+		return ErrCannotOpen
 	}
-	fieldAD := ad[len(ad):] // spare capacity after the data copy, reserved by envelopeAD
+	fieldAD := ad[len(ad):] // spare capacity after the data copy, reserved by appendEnvelopeAD
 	fieldAD = appendLP(fieldAD, labelField)
 	fieldAD = appendLP(fieldAD, h.ID)
 	fieldAD = appendLP(fieldAD, h.Sender)
 	fieldAD = appendLP(fieldAD, h.Recipient)
 	fieldAD = appendLP(fieldAD, h.Type)
-	return &Opened{Header: *h, Data: data, aead: a, fieldAD: fieldAD[:len(fieldAD):len(fieldAD)], det: o.det}, nil
+	*m = Opened{Header: *h, Data: data, aead: a, fieldAD: fieldAD[:len(fieldAD):len(fieldAD)], det: o.det}
+	return nil
 }
 
 // dataKey returns the AEAD of the message's data key, from the cache or by
 // unwrapping.
 func (o *Opener) dataKey(h *Header) (*subtle.AESGCM, error) {
-	var ck [32]byte
+	var stack [256]byte
+	var ck []byte
 	var now time.Time
 	if o.cache != nil {
-		ck = cacheKey(&h.Key, h.Sender, h.Recipient)
+		ck = appendCacheKey(stack[:0], &h.Key, h.Sender, h.Recipient)
 		now = o.clock()
 		if a := o.cache.get(ck, now); a != nil {
 			return a, nil

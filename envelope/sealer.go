@@ -428,6 +428,9 @@ func (m *Message) Finish(data []byte) ([]byte, error) { return m.finish(data, tr
 
 func init() {
 	sealhook.FinishEncoded = func(m any, data []byte) ([]byte, error) { return m.(*Message).finish(data, false) }
+	sealhook.OpenInto = func(o, m any, envelope []byte, buf *[]byte) error {
+		return o.(*Opener).openInto(m.(*Opened), envelope, buf)
+	}
 }
 
 // finish is Finish; with check false (fieldcrypt's encoder, through

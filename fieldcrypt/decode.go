@@ -416,7 +416,11 @@ func decodeLeaf(n *schema.Node, v reflect.Value, raw []byte) error {
 	if n.Type == timeType {
 		err = v.Addr().Interface().(*time.Time).UnmarshalJSON(raw)
 	} else {
-		err = json.Unmarshal(raw, v.Addr().Interface())
+		// A type's own UnmarshalJSON gets its own copy: raw may lie in a
+		// buffer the next Open reuses (see openScratch), and a method that
+		// keeps its input against encoding/json's contract must not see it
+		// change.
+		err = json.Unmarshal(bytes.Clone(raw), v.Addr().Interface())
 	}
 	if err != nil {
 		return errBadData
@@ -728,7 +732,8 @@ func mapKey(n *schema.Node, key []byte) (reflect.Value, error) {
 	kt := n.Type.Key()
 	if n.KeyTextUnmarshal {
 		kp := reflect.New(kt)
-		if err := kp.Interface().(encoding.TextUnmarshaler).UnmarshalText(key); err != nil {
+		// A copy, as for decodeLeaf: key may lie in a reused buffer.
+		if err := kp.Interface().(encoding.TextUnmarshaler).UnmarshalText(bytes.Clone(key)); err != nil {
 			return reflect.Value{}, errBadData
 		}
 		return kp.Elem(), nil

@@ -1,6 +1,7 @@
 // Package sealhook lets package fieldcrypt finish an envelope without the
 // structural scan that envelope.Message.Finish makes of data from an unknown
-// writer (exactly one JSON object). The data's UTF-8 is still checked.
+// writer (exactly one JSON object), and open one into a buffer it lends. The
+// data's UTF-8 is still checked.
 //
 // fieldcrypt's encoder writes only well-formed JSON: every string escaped as
 // encoding/json escapes it (invalid UTF-8 replaced), numbers formatted as
@@ -16,3 +17,13 @@ package sealhook
 // is set by package envelope when it is initialised, so it is never nil in
 // a package that imports envelope; m must be an *envelope.Message.
 var FinishEncoded func(m any, data []byte) ([]byte, error)
+
+// OpenInto is (*envelope.Opener).Open writing the result to m, an
+// *envelope.Opened, with its verified copy of the envelope's header and data
+// built in *buf (grown as needed) instead of a new allocation: m, Data
+// included, is valid only while the caller keeps *buf unchanged. Package
+// fieldcrypt decodes Data at once and keeps nothing of it (strings are
+// copied; encoding/json's contract makes a type's UnmarshalJSON copy what it
+// keeps), then returns the buffer to its pool. o must be an
+// *envelope.Opener. Set by package envelope when it is initialised.
+var OpenInto func(o, m any, envelope []byte, buf *[]byte) error
