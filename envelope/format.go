@@ -13,6 +13,11 @@ import (
 // Version is the only format version this package reads and writes.
 const Version = 1
 
+// b64URLStrict decodes the b64u of section 2: base64url without padding,
+// unused bits zero. One value for every call: Strict returns a copy of the
+// whole Encoding.
+var b64URLStrict = base64.RawURLEncoding.Strict()
+
 // DefaultMaxSize is the largest envelope Parse and an [Opener] accept unless
 // configured otherwise: 16 MiB.
 const DefaultMaxSize = 16 << 20
@@ -106,22 +111,24 @@ func appendEnvelope(dst, hdr, data, tag []byte) []byte {
 // parse is Parse without the copies: RawHeader and Data alias b.
 func parse(b []byte, maxSize int) (*Envelope, error) {
 	e := new(Envelope)
-	if err := parseInto(e, nil, b, maxSize); err != nil {
+	if err := parseInto(e, nil, b, maxSize, true); err != nil {
 		return nil, err
 	}
 	return e, nil
 }
 
 // parseInto is parse into *e. The tag is decoded into tag when it is not
-// nil.
-func parseInto(e *Envelope, tag *[tagSize]byte, b []byte, maxSize int) error {
+// nil. With scanData false, the caller takes on checking that data is
+// exactly one JSON object (see parseCanonical); everything else is checked
+// either way.
+func parseInto(e *Envelope, tag *[tagSize]byte, b []byte, maxSize int, scanData bool) error {
 	if len(b) > maxSize {
 		return parseErr("envelope too large")
 	}
 	if !utf8.Valid(b) {
 		return parseErr("invalid UTF-8")
 	}
-	if parseCanonical(e, tag, b) {
+	if parseCanonical(e, tag, b, scanData) {
 		return nil
 	}
 	return parseGeneral(e, tag, b)
@@ -197,6 +204,7 @@ const (
 	canonData = `,"data":`
 	canonTag  = `,"tag":"`
 	canonEnd  = `"}`
+	tagB64Len = (tagSize*8 + 5) / 6 // b64u of the tag, without padding
 )
 
 // parseCanonical reads an envelope in the canonical form a sealer writes,
@@ -204,7 +212,15 @@ const (
 // input, checked the same way, without its member-by-member walk, and with
 // the header's strings sharing one allocation. For anything else it reports
 // false and leaves e as it was, for parseGeneral to judge.
-func parseCanonical(e *Envelope, tag *[tagSize]byte, b []byte) bool {
+//
+// With scanData false, data is not walked: it is what lies between
+// `"data":` and the fixed-length tail `,"tag":"TAG"}`, and only its first
+// and last bytes are checked. The caller must then refuse data that is not
+// one JSON object exactly as skipValue would: fieldcrypt's decoder, which
+// walks all of it with the same grammar (through internal/sealhook), and
+// refuses more (unknown and duplicate members, depth beyond its own,
+// smaller, limit).
+func parseCanonical(e *Envelope, tag *[tagSize]byte, b []byte, scanData bool) bool {
 	i := 0
 	lit := func(l string) bool {
 		if len(b)-i < len(l) || string(b[i:i+len(l)]) != l {
@@ -246,9 +262,18 @@ func parseCanonical(e *Envelope, tag *[tagSize]byte, b []byte) bool {
 		return false
 	}
 	dataStart := i
-	dataEnd, ok := skipValue(b, i, 1)
-	if !ok {
-		return false
+	var dataEnd int
+	if scanData {
+		end, ok := skipValue(b, i, 1)
+		if !ok {
+			return false
+		}
+		dataEnd = end
+	} else {
+		dataEnd = len(b) - len(canonTag) - tagB64Len - len(canonEnd)
+		if dataEnd <= dataStart+1 || b[dataEnd-1] != '}' {
+			return false
+		}
 	}
 	i = dataEnd
 	if !lit(canonTag) {
@@ -272,11 +297,11 @@ func parseCanonical(e *Envelope, tag *[tagSize]byte, b []byte) bool {
 	if tag != nil {
 		dst = tag[:0]
 	}
-	t, err := base64.RawURLEncoding.Strict().AppendDecode(dst, b[tagLo:tagHi])
+	t, err := b64URLStrict.AppendDecode(dst, b[tagLo:tagHi])
 	if err != nil || len(t) != tagSize {
 		return false
 	}
-	wk, err := base64.RawURLEncoding.Strict().AppendDecode(nil, b[v[7][0]:v[7][1]])
+	wk, err := b64URLStrict.AppendDecode(nil, b[v[7][0]:v[7][1]])
 	if err != nil || len(wk) == 0 {
 		return false
 	}
@@ -449,7 +474,7 @@ func (s *scanner) b64To(dst []byte) ([]byte, error) {
 	if end >= len(s.b) || s.b[end] != '"' {
 		return nil, parseErr("invalid base64url")
 	}
-	out, err := base64.RawURLEncoding.Strict().AppendDecode(dst, s.b[start:end])
+	out, err := b64URLStrict.AppendDecode(dst, s.b[start:end])
 	if err != nil {
 		return nil, parseErr("invalid base64url")
 	}

@@ -118,7 +118,7 @@ func parseCanonicalMarker(dst, b []byte, mode Mode) ([]byte, bool) {
 			return nil, false
 		}
 	}
-	out, err := base64.RawURLEncoding.Strict().AppendDecode(dst, ct)
+	out, err := b64URLStrict.AppendDecode(dst, ct)
 	if err != nil {
 		return nil, false
 	}

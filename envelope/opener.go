@@ -101,7 +101,7 @@ type Opened struct {
 // [*KeyRetiredError]. The result does not alias envelope.
 func (o *Opener) Open(envelope []byte) (*Opened, error) {
 	m := new(Opened)
-	if err := o.openInto(m, envelope, nil); err != nil {
+	if err := o.openInto(m, envelope, nil, true); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -111,15 +111,44 @@ func (o *Opener) Open(envelope []byte) (*Opened, error) {
 // of the header and data (and the random fields' AD prefix after it) is a
 // new allocation; otherwise it is built in *buf, grown as needed, and m is
 // valid only while the caller keeps *buf unchanged (package fieldcrypt,
-// through internal/sealhook, which decodes m.Data at once).
-func (o *Opener) openInto(m *Opened, envelope []byte, buf *[]byte) error {
+// through internal/sealhook, which decodes m.Data at once). With scanData
+// false, the caller takes on refusing data that is not one JSON object (see
+// parseCanonical); an envelope refused for another reason is refused with
+// the error a full parse gives.
+func (o *Opener) openInto(m *Opened, envelope []byte, buf *[]byte, scanData bool) error {
 	if o == nil || o.id == nil {
 		return errNotConstructed
 	}
 	var p parsed
-	if err := parseInto(&p.Envelope, &p.tag, envelope, o.maxSize); err != nil {
+	if err := parseInto(&p.Envelope, &p.tag, envelope, o.maxSize, scanData); err != nil {
 		return err
 	}
+	err := o.verifyInto(m, &p, buf)
+	if err != nil && !scanData {
+		// As Open would have: malformed data is a *ParseError before
+		// anything else.
+		if perr := dataParseError(envelope, p.Envelope.Data); perr != nil {
+			return perr
+		}
+	}
+	return err
+}
+
+// dataParseError returns the *ParseError a full parse gives envelope when
+// its data, as parseCanonical found it without scanning, is not one JSON
+// object; nil when it is.
+func dataParseError(envelope, data []byte) error {
+	if end, ok := skipValue(data, 0, 1); ok && end == len(data) {
+		return nil
+	}
+	if err := parseGeneral(new(Envelope), nil, envelope); err != nil {
+		return err
+	}
+	return parseErr("data is not one JSON object") // unreachable: parseGeneral scans data as skipValue does
+}
+
+// verifyInto is openInto once the envelope is parsed.
+func (o *Opener) verifyInto(m *Opened, p *parsed, buf *[]byte) error {
 	e := &p.Envelope
 	h := &e.Header
 	if h.Recipient != o.self {

@@ -265,13 +265,15 @@ func TestCanonicalParseMatchesGeneral(t *testing.T) {
 		`{"data":` + data + `,"hdr":` + hdr + `,"tag":` + tag + `}`,
 		`{"hdr":` + hdr + `,"data":` + data + `,"tag":` + tag + `} `,
 	}
+	unscannedOnly := 0
 	for _, b := range mutations(seeds, 1500) {
 		if !utf8.Valid(b) {
 			continue
 		}
-		var fast, general Envelope
-		var ft, gt [tagSize]byte
-		ok := parseCanonical(&fast, &ft, b)
+		var fast, unscanned, general Envelope
+		var ft, ut, gt [tagSize]byte
+		ok := parseCanonical(&fast, &ft, b, true)
+		okU := parseCanonical(&unscanned, &ut, b, false)
 		err := parseGeneral(&general, &gt, b)
 		if ok && (err != nil || !reflect.DeepEqual(fast, general)) {
 			t.Fatalf("%s:\ncanonical %+v\ngeneral   %+v, %v", b, fast, general, err)
@@ -279,9 +281,32 @@ func TestCanonicalParseMatchesGeneral(t *testing.T) {
 		if !ok && !reflect.DeepEqual(fast, Envelope{}) {
 			t.Fatalf("%s: a refused canonical parse changed the envelope", b)
 		}
+		// Without the data scan: everything the scanning parse takes, and
+		// more only when the data is not one JSON object, which
+		// dataParseError then reports as the general parser does.
+		if ok && (!okU || !reflect.DeepEqual(unscanned, fast)) {
+			t.Fatalf("%s: the unscanned parse differs: %+v", b, unscanned)
+		}
+		if okU && !ok {
+			perr := dataParseError(b, unscanned.Data)
+			var pe *ParseError
+			if err == nil || perr == nil || !errors.As(perr, &pe) || perr.Error() != err.Error() {
+				t.Fatalf("%s: unscanned parse took data the scan refuses (%v); dataParseError %v", b, err, perr)
+			}
+			unscannedOnly++
+		}
+		if okU && ok && dataParseError(b, unscanned.Data) != nil {
+			t.Fatalf("%s: dataParseError refuses data the scan takes", b)
+		}
+		if !okU && !reflect.DeepEqual(unscanned, Envelope{}) {
+			t.Fatalf("%s: a refused unscanned parse changed the envelope", b)
+		}
+	}
+	if unscannedOnly == 0 {
+		t.Fatal("no mutation had malformed data inside a canonical frame: the unscanned parse went untested")
 	}
 	var e Envelope
-	if !parseCanonical(&e, nil, []byte(seeds[0])) || parseCanonical(&e, nil, []byte(seeds[3])) {
+	if !parseCanonical(&e, nil, []byte(seeds[0]), true) || parseCanonical(&e, nil, []byte(seeds[3]), true) {
 		t.Fatal("the canonical parser does not take canonical envelopes, or takes others")
 	}
 }

@@ -429,8 +429,9 @@ func (m *Message) Finish(data []byte) ([]byte, error) { return m.finish(data, tr
 func init() {
 	sealhook.FinishEncoded = func(m any, data []byte) ([]byte, error) { return m.(*Message).finish(data, false) }
 	sealhook.OpenInto = func(o, m any, envelope []byte, buf *[]byte) error {
-		return o.(*Opener).openInto(m.(*Opened), envelope, buf)
+		return o.(*Opener).openInto(m.(*Opened), envelope, buf, false)
 	}
+	sealhook.DataParseError = func(envelope, data []byte) error { return dataParseError(envelope, data) }
 }
 
 // finish is Finish; with check false (fieldcrypt's encoder, through

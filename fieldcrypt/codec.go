@@ -387,6 +387,12 @@ func (c *Codec) open(data []byte, dst any, sender string) (envelope.Header, erro
 		}
 	}
 	if err != nil {
+		// OpenInto left the data's grammar to the decoder: data that is
+		// not one JSON object is the *ParseError Open would have given,
+		// before anything else.
+		if perr := sealhook.DataParseError(data, opened.Data); perr != nil {
+			return envelope.Header{}, perr
+		}
 		if errors.Is(err, envelope.ErrCannotOpen) {
 			return envelope.Header{}, err // a *KeyRetiredError stays one
 		}

@@ -15,6 +15,10 @@ import (
 	"github.com/lifenavigator/crossservice/schema"
 )
 
+// b64StdStrict decodes []byte values as encoding/json writes them (one
+// value: Strict returns a copy of the whole Encoding).
+var b64StdStrict = base64.StdEncoding.Strict()
+
 // errBadData is every decoding refusal; Open reports it as
 // envelope.ErrCannotOpen and never says which member or byte failed.
 var errBadData = errors.New("fieldcrypt: data does not match the plan")
@@ -379,7 +383,7 @@ func (d *decoder) value(p *schema.Projection, v reflect.Value, sealed bool) erro
 			return errBadData // base64 never needs escapes
 		}
 		b := make([]byte, base64.StdEncoding.DecodedLen(len(raw)))
-		k, err := base64.StdEncoding.Strict().Decode(b, raw)
+		k, err := b64StdStrict.Decode(b, raw)
 		if err != nil {
 			return errBadData
 		}

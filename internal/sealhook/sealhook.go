@@ -22,8 +22,22 @@ var FinishEncoded func(m any, data []byte) ([]byte, error)
 // *envelope.Opened, with its verified copy of the envelope's header and data
 // built in *buf (grown as needed) instead of a new allocation: m, Data
 // included, is valid only while the caller keeps *buf unchanged. Package
-// fieldcrypt decodes Data at once and keeps nothing of it (strings are
-// copied; encoding/json's contract makes a type's UnmarshalJSON copy what it
-// keeps), then returns the buffer to its pool. o must be an
-// *envelope.Opener. Set by package envelope when it is initialised.
+// fieldcrypt decodes Data at once and keeps nothing of it (its own copies of
+// whatever it hands to a type's UnmarshalJSON or UnmarshalText), then
+// returns the buffer to its pool. o must be an *envelope.Opener. Set by
+// package envelope when it is initialised.
+//
+// Unlike Open, OpenInto does not walk data before verifying the tag (for an
+// envelope in canonical form): the caller must refuse data that is not
+// exactly one JSON object. fieldcrypt's decoder walks all of it with the
+// grammar of envelope's scanner (the same strings, escapes, numbers,
+// literals and whitespace; the envelope's UTF-8 is checked before) and
+// refuses more (unknown and duplicate members, nesting beyond its own
+// smaller limit); on a refusal it asks DataParseError for the error Open
+// would have given. This saves a pass over every message received.
 var OpenInto func(o, m any, envelope []byte, buf *[]byte) error
+
+// DataParseError returns the *envelope.ParseError that Open gives envelope
+// when data (the Data OpenInto found) is not one JSON object, and nil when it
+// is.
+var DataParseError func(envelope, data []byte) error
