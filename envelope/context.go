@@ -75,7 +75,7 @@ func fieldADPrefixLen(h *Header) int {
 // everything that went into unwrapping it, LP(alg) || LP(kid) || LP(snd) ||
 // LP(rcp) || LP(wk). The cache compares names byte for byte (a map keyed by
 // the string), so two names never share an entry; wk is no longer than
-// what the identity's Unwrap accepted (80 bytes for HPKE), since only a
+// what the identity's Unwrap accepted (85 bytes for HPKE), since only a
 // successful unwrap is cached.
 func appendCacheKey(b []byte, k *KeyInfo, snd, rcp string) []byte {
 	b = appendLP(b, k.Alg)

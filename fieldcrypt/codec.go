@@ -23,6 +23,12 @@ import (
 // and reads unless [Config.MaxDepth] says otherwise.
 const DefaultMaxDepth = 64
 
+// MaxMaxDepth is the largest [Config.MaxDepth]: the envelope format nests
+// data at most 1000 levels deep (SPEC section 6), and a marker takes one
+// more level than the value it stands for. Within it, whatever a Codec
+// reads at its own depth, a full parse of the envelope accepts too.
+const MaxMaxDepth = 999
+
 // Config configures a [Codec]: the keys and limits of one service.
 type Config struct {
 	// Self is this service's name: the sender of what it seals and the
@@ -54,7 +60,7 @@ type Config struct {
 	MaxSize int
 	// MaxDepth bounds the nesting of objects and arrays when sealing and
 	// opening (against recursion bombs and pointer cycles); 0:
-	// [DefaultMaxDepth]. Negative is an error.
+	// [DefaultMaxDepth]. Negative or above [MaxMaxDepth] is an error.
 	MaxDepth int
 
 	// Validator checks validate tags. nil: a validator of this package's own
@@ -153,8 +159,8 @@ func New(cfg Config) (*Codec, error) {
 	if !names.Valid(cfg.Self) {
 		return nil, errors.New("fieldcrypt: Config.Self is not a valid service name")
 	}
-	if cfg.MaxDepth < 0 {
-		return nil, errors.New("fieldcrypt: Config.MaxDepth must not be negative")
+	if cfg.MaxDepth < 0 || cfg.MaxDepth > MaxMaxDepth {
+		return nil, fmt.Errorf("fieldcrypt: Config.MaxDepth must be 0 to %d (the envelope's 1000 levels, one of them for a marker)", MaxMaxDepth)
 	}
 	if cfg.Identity == nil && cfg.Deterministic != nil {
 		return nil, errors.New("fieldcrypt: Config.Deterministic is set without Config.Identity")
@@ -360,24 +366,33 @@ func (c *Codec) open(data []byte, dst any, sender string) (envelope.Header, erro
 			return envelope.Header{}, fmt.Errorf("fieldcrypt: %w", err)
 		}
 	}
-	os := openPool.Get().(*openScratch)
-	defer os.release()
-	if err := sealhook.OpenInto(c.opener, &os.opened, data, &os.buf); err != nil {
+	scr := openPool.Get().(*openScratch)
+	defer scr.release()
+	if err := sealhook.OpenInto(c.opener, &scr.opened, data, &scr.buf); err != nil {
 		return envelope.Header{}, err
 	}
-	opened := &os.opened
+	opened := &scr.opened
 	h := opened.Header
+	// OpenInto left the data's grammar to the decoder: on any refusal,
+	// data that is not one JSON object is the *ParseError Open would have
+	// given, before anything else.
+	refuse := func(err error) (envelope.Header, error) {
+		if perr := sealhook.DataParseError(data, opened.Data); perr != nil {
+			return envelope.Header{}, perr
+		}
+		return envelope.Header{}, err
+	}
 	if sender != "" && h.Sender != sender {
-		return envelope.Header{}, &MismatchError{Member: "snd", Want: sender, Got: h.Sender}
+		return refuse(&MismatchError{Member: "snd", Want: sender, Got: h.Sender})
 	}
 	if h.Type != plan.Name {
-		return envelope.Header{}, &MismatchError{Member: "typ", Want: plan.Name, Got: h.Type}
+		return refuse(&MismatchError{Member: "typ", Want: plan.Name, Got: h.Type})
 	}
 	fresh := reflect.New(t)
 	d := decoder{data: opened.Data, opened: opened, maxDepth: c.maxDepth}
 	d.ws()
 	if d.pos >= len(d.data) {
-		return envelope.Header{}, envelope.ErrCannotOpen
+		return refuse(envelope.ErrCannotOpen)
 	}
 	err = d.object(proj, fresh.Elem(), false)
 	if err == nil {
@@ -387,16 +402,10 @@ func (c *Codec) open(data []byte, dst any, sender string) (envelope.Header, erro
 		}
 	}
 	if err != nil {
-		// OpenInto left the data's grammar to the decoder: data that is
-		// not one JSON object is the *ParseError Open would have given,
-		// before anything else.
-		if perr := sealhook.DataParseError(data, opened.Data); perr != nil {
-			return envelope.Header{}, perr
-		}
 		if errors.Is(err, envelope.ErrCannotOpen) {
-			return envelope.Header{}, err // a *KeyRetiredError stays one
+			return refuse(err) // a *KeyRetiredError stays one
 		}
-		return envelope.Header{}, envelope.ErrCannotOpen
+		return refuse(envelope.ErrCannotOpen)
 	}
 	chk := tp.chk
 	if proj != tp.self {

@@ -146,16 +146,17 @@ func checkCommon(ts, method, path, query string) error {
 	if _, ok := parseTimestamp(ts); !ok {
 		return &ComponentError{Component: "timestamp", Reason: "not 1..15 decimal digits without leading zeros"}
 	}
-	return checkRequestLine(method, path, query)
+	return checkRequestLine(method, path, query, false)
 }
 
 // checkRequestLine checks the components a signer takes from the request
-// (the timestamp it makes itself).
-func checkRequestLine(method, path, query string) error {
+// (the timestamp it makes itself). verbatim says that every byte of path is
+// one escapedPath leaves as it is, none of which is a control byte or '?'.
+func checkRequestLine(method, path, query string, verbatim bool) error {
 	if !validMethod(method) {
 		return &ComponentError{Component: "method", Reason: "not an uppercase token"}
 	}
-	if len(path) == 0 || path[0] != '/' || hasControl(path) || indexByte(path, '?') >= 0 {
+	if len(path) == 0 || path[0] != '/' || !verbatim && (hasControl(path) || indexByte(path, '?') >= 0) {
 		return &ComponentError{Component: "path", Reason: "not an escaped path starting with '/' without control bytes"}
 	}
 	if hasControl(query) {
@@ -307,8 +308,9 @@ func parseTimestamp(s string) (int64, bool) {
 
 // escapedPath returns u.EscapedPath(). A path without RawPath made only of
 // bytes that url.URL never escapes in a path is its own escaped form, found
-// by one table lookup per byte instead of net/url's general escaper.
-func escapedPath(u *url.URL) string {
+// by one table lookup per byte instead of net/url's general escaper; then
+// verbatim is true.
+func escapedPath(u *url.URL) (p string, verbatim bool) {
 	if u.RawPath == "" {
 		p := u.Path
 		i := 0
@@ -316,10 +318,10 @@ func escapedPath(u *url.URL) string {
 			i++
 		}
 		if i == len(p) {
-			return p
+			return p, true
 		}
 	}
-	return u.EscapedPath()
+	return u.EscapedPath(), false
 }
 
 // pathVerbatim holds the bytes net/url leaves as they are in a path:

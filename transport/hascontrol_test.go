@@ -2,8 +2,8 @@ package transport
 
 import (
 	"net/url"
+	"strings"
 	"testing"
-	"time"
 )
 
 // hasControl reads eight bytes at a time: it must agree with the byte loop
@@ -53,9 +53,11 @@ func TestHasControlMatchesByteLoop(t *testing.T) {
 func TestEscapedPathMatchesNetURL(t *testing.T) {
 	check := func(u *url.URL) {
 		t.Helper()
-		if got, want := escapedPath(u), u.EscapedPath(); got != want {
+		got, verbatim := escapedPath(u)
+		if want := u.EscapedPath(); got != want {
 			t.Fatalf("Path %q RawPath %q: got %q, net/url %q", u.Path, u.RawPath, got, want)
 		}
+		checkVerbatim(t, got, verbatim)
 	}
 	for c := 0; c < 256; c++ {
 		for _, p := range []string{string(rune(c)), "/" + string([]byte{byte(c)}), "/a" + string([]byte{byte(c)}) + "b/", string([]byte{byte(c)})} {
@@ -75,6 +77,15 @@ func TestEscapedPathMatchesNetURL(t *testing.T) {
 	}
 }
 
+// checkVerbatim: a path escapedPath calls verbatim holds no control byte
+// and no '?', which checkRequestLine then does not look for.
+func checkVerbatim(t *testing.T, p string, verbatim bool) {
+	t.Helper()
+	if verbatim && (hasControl(p) || strings.IndexByte(p, '?') >= 0) {
+		t.Fatalf("%q called verbatim", p)
+	}
+}
+
 func FuzzEscapedPath(f *testing.F) {
 	for _, s := range []string{"/v1/accounts/42", "/a%2Fb", "*", "/a b/é", ""} {
 		f.Add(s, "")
@@ -82,26 +93,17 @@ func FuzzEscapedPath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, path, raw string) {
 		u := &url.URL{Path: path, RawPath: raw}
-		if got, want := escapedPath(u), u.EscapedPath(); got != want {
+		got, verbatim := escapedPath(u)
+		if want := u.EscapedPath(); got != want {
 			t.Fatalf("Path %q RawPath %q: got %q, net/url %q", path, raw, got, want)
 		}
+		checkVerbatim(t, got, verbatim)
 		if v, err := url.ParseRequestURI("/" + path); err == nil {
-			if got, want := escapedPath(v), v.EscapedPath(); got != want {
+			got, verbatim := escapedPath(v)
+			if want := v.EscapedPath(); got != want {
 				t.Fatalf("parsed %q: got %q, net/url %q", path, got, want)
 			}
+			checkVerbatim(t, got, verbatim)
 		}
 	})
-}
-
-// unixMilli reads the wall clock that time.Now reads: taken between two
-// readings of time.Now, it lies between them.
-func TestUnixMilliIsTheWallClock(t *testing.T) {
-	for range 1000 {
-		before := time.Now().UnixMilli()
-		got := unixMilli()
-		after := time.Now().UnixMilli()
-		if got < before || got > after {
-			t.Fatalf("unixMilli %d outside [%d, %d]", got, before, after)
-		}
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -42,7 +41,7 @@ type Signer struct {
 	caller, target string
 	env            Environment
 	scheme         Scheme
-	clock          func() time.Time // nil: the system's wall clock, read by unixMilli
+	clock          func() time.Time
 	newID          func() (string, error)
 	key            atomic.Pointer[keyState]
 }
@@ -67,6 +66,9 @@ func NewSigner(cfg SignerConfig) (*Signer, error) {
 	case SchemeV1, SchemeLegacy:
 	default:
 		return nil, fmt.Errorf("transport: SignerConfig.Scheme %q unknown: %w", cfg.Scheme, ErrInvalidConfig)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
 	}
 	s := &Signer{caller: cfg.Caller, target: cfg.Target, env: cfg.Environment, scheme: cfg.Scheme,
 		clock: cfg.Clock, newID: cfg.RequestID}
@@ -132,12 +134,12 @@ func (s *Signer) Sign(req *http.Request) error {
 	if req.URL.Opaque != "" {
 		return &ComponentError{Component: "path", Reason: "opaque URLs are not supported"}
 	}
-	path := escapedPath(req.URL)
+	path, verbatim := escapedPath(req.URL)
 	if path == "" {
 		path = "/"
 	}
 	query := req.URL.RawQuery
-	if err := checkRequestLine(method, path, query); err != nil {
+	if err := checkRequestLine(method, path, query, verbatim); err != nil {
 		return err
 	}
 	var ctype string
@@ -163,12 +165,7 @@ func (s *Signer) Sign(req *http.Request) error {
 func (s *Signer) sign(req *http.Request, ks *keyState, method, path, query, ctype string) error {
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
-	var now int64
-	if s.clock == nil {
-		now = unixMilli()
-	} else {
-		now = s.clock().UnixMilli()
-	}
+	now := s.clock().UnixMilli()
 	// The request id, the timestamp and the signature share one allocation:
 	// strings taken from a Builder stay valid and unchanged as it grows.
 	var meta strings.Builder
@@ -206,11 +203,13 @@ func (s *Signer) sign(req *http.Request, ks *keyState, method, path, query, ctyp
 	mac := ks.getMAC()
 	defer ks.putMAC(mac)
 	if s.scheme == SchemeV1 {
-		bh := sha256Pool.Get().(hash.Hash)
+		if sc.digest == nil {
+			sc.digest = sha256.New()
+		}
+		bh := sc.digest
 		bh.Reset()
 		err := hashBody(req, bh)
 		bh.Sum(sc.sum[:0])
-		sha256Pool.Put(bh)
 		if err != nil {
 			return err
 		}

@@ -486,6 +486,9 @@ type scratch struct {
 	// small holds the body of a request whose first chunk fits, so that
 	// common small bodies cost no allocation; cleared after use.
 	small [smallBody]byte
+	// digest hashes the body a Signer signs: made on first use, then kept
+	// with the scratch (one pool round trip fewer per signature).
+	digest hash.Hash
 }
 
 // smallBody is the largest first chunk read into scratch.small.
