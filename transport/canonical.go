@@ -310,15 +310,14 @@ func parseTimestamp(s string) (int64, bool) {
 // bytes that url.URL never escapes in a path is its own escaped form, found
 // by one table lookup per byte instead of net/url's general escaper; then
 // verbatim is true.
-func escapedPath(u *url.URL) (p string, verbatim bool) {
+func escapedPath(u *url.URL) (path string, verbatim bool) {
 	if u.RawPath == "" {
-		p := u.Path
 		i := 0
-		for i < len(p) && pathVerbatim[p[i]] {
+		for i < len(u.Path) && pathVerbatim[u.Path[i]] {
 			i++
 		}
-		if i == len(p) {
-			return p, true
+		if i == len(u.Path) {
+			return u.Path, true
 		}
 	}
 	return u.EscapedPath(), false
