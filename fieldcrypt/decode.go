@@ -545,8 +545,15 @@ func (d *decoder) sealedValue(f *schema.ProjectedField, v reflect.Value) error {
 	}
 	marker, ok := d.canonicalMarker(mode)
 	if !ok {
+		// Not in the sealer's exact form: read it whole. As on the fast
+		// path, the marker is not a level of the value's nesting, so its
+		// object may lie one level past maxDepth (at most at the format's
+		// 1000, MaxDepth being at most 999).
 		var err error
-		if marker, err = d.skip(); err != nil {
+		d.maxDepth++
+		marker, err = d.skip()
+		d.maxDepth--
+		if err != nil {
 			return err
 		}
 	}

@@ -74,7 +74,13 @@ func (e *encoder) appendValue(dst []byte, p *schema.Projection, v reflect.Value,
 		dst = base64.StdEncoding.AppendEncode(dst, v.Bytes())
 		return append(dst, '"'), nil
 	case schema.JSON:
-		return appendLeaf(dst, n, v)
+		start := len(dst)
+		var err error
+		dst, err = appendLeaf(dst, n, v)
+		if err == nil && e.depth+nesting(dst[start:]) > e.maxDepth {
+			return dst, errTooDeep // as the decoder counts it, and within the format's limit
+		}
+		return dst, err
 	case schema.Struct:
 		return e.appendStruct(dst, p, v, sealed)
 	case schema.Pointer:
@@ -345,6 +351,33 @@ func appendLeaf(dst []byte, n *schema.Node, v reflect.Value) ([]byte, error) {
 		return dst, encodeError(n.Type.String() + " failed to marshal itself")
 	}
 	return append(dst, b...), nil
+}
+
+// nesting returns how deep arrays and objects nest in b, compact JSON as
+// appendLeaf writes it: a value that marshals itself (json.RawMessage, a
+// MarshalJSON) is not walked by the encoder, and encoding/json lets
+// thousands of levels through.
+func nesting(b []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString:
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // appendFloat is encoding/json's float encoder.

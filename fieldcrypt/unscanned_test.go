@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lifenavigator/crossservice/envelope"
 	"github.com/lifenavigator/crossservice/fieldcrypt"
@@ -30,7 +31,16 @@ type Rich struct {
 	B    []byte                     `json:"b" share:"*"`
 	P    *Plain                     `json:"p" share:"*"`
 	Name string                     `json:"name" share:"*" sensitive:"random"`
+	Mail string                     `json:"mail" share:"*" sensitive:"deterministic"`
+	At   time.Time                  `json:"at" share:"*"`
+	ByK  map[textKey]int            `json:"by_k" share:"*"`
 }
+
+// textKey is a map key that decodes itself.
+type textKey string
+
+func (k textKey) MarshalText() ([]byte, error)  { return []byte(k), nil }
+func (k *textKey) UnmarshalText(b []byte) error { *k = textKey(b); return nil }
 
 // authenticWorld returns financial's codec (with maxDepth), a sealer from
 // frontend to it that can finish envelopes without checking their data,
@@ -38,11 +48,7 @@ type Rich struct {
 func authenticWorld(tb testing.TB, sample any, maxDepth int) (*fieldcrypt.Codec, *envelope.Sealer, *envelope.Opener, string) {
 	tb.Helper()
 	front, fin := newParty(tb, frontend), newParty(tb, financial)
-	sealer, err := envelope.NewSealer(envelope.SealerConfig{Sender: frontend, Recipient: financial,
-		To: fin.recipient(tb).To, Deterministic: fin.det})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	sealer := front.sealerFor(tb, fin)
 	opener, err := envelope.NewOpener(envelope.OpenerConfig{Self: financial, Identity: fin.identity(tb),
 		Deterministic: fin.det})
 	if err != nil {
@@ -201,5 +207,13 @@ func FuzzOpenAuthenticData(f *testing.F) {
 		var dst Rich
 		_, got := receiver.Open(env, &dst)
 		sameRefusal(t, data, want, got)
+		// A wrong sender or type is refused, after data's own ParseError.
+		var other Plain
+		for _, mis := range []error{second(receiver.OpenFrom(analytics, env, &dst)), second(receiver.Open(env, &other))} {
+			if mis == nil {
+				t.Fatalf("%.80q: opened with a wrong sender or type", data)
+			}
+			sameRefusal(t, data, want, mis)
+		}
 	})
 }

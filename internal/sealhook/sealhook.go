@@ -7,7 +7,10 @@
 // encoding/json escapes it (invalid UTF-8 replaced), numbers formatted as
 // encoding/json formats them, and the output of a type's own MarshalJSON or
 // MarshalText taken through encoding/json, which checks and compacts it (but
-// lets invalid UTF-8 through, hence the check that stays). FuzzSealData and
+// lets invalid UTF-8 through, hence the check that stays). It also bounds
+// the nesting the scan would have bounded: its own levels by Config.MaxDepth
+// (at most 999), and those inside a value that marshals itself by counting
+// them (TestSealCountsSelfMarshalledNesting). FuzzSealData and
 // TestClearOutputIsEncodingJSON in fieldcrypt hold it to that. Skipping the
 // scan saves a pass over every sealed message; a recipient parses every
 // envelope strictly whatever its sender did.
